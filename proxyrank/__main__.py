@@ -1,0 +1,5 @@
+import sys
+
+from proxyrank.cli import main
+
+sys.exit(main())

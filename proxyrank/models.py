@@ -1,0 +1,75 @@
+"""Model presets by name: HF transformers config classes, random init, SDPA attention.
+
+CPU presets are the smallest models that still learn something from ~1M tokens; the paper's
+presets carry the public shapes of GPT2-125M, OPT-125M and the Pythia suite.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Preset:
+    family: str
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+
+
+PRESETS = {
+    # CPU scale (embedded default and smoke profile)
+    "gpt2-nano": Preset("gpt2", 32, 1, 2, 128),
+    "gpt2-tiny": Preset("gpt2", 64, 2, 2, 256),
+    "gpt2-mini": Preset("gpt2", 128, 2, 4, 512),
+    "pythia-nano": Preset("pythia", 32, 1, 2, 128),
+    "pythia-tiny": Preset("pythia", 64, 2, 2, 256),
+    "pythia-mini": Preset("pythia", 128, 4, 4, 512),
+    "pythia-small": Preset("pythia", 256, 4, 4, 1024),
+    "opt-nano": Preset("opt", 32, 1, 2, 128),
+    "opt-tiny": Preset("opt", 64, 2, 2, 256),
+    "opt-mini": Preset("opt", 128, 2, 4, 512),
+    # the paper's models, public shapes
+    "gpt2-125m": Preset("gpt2", 768, 12, 12, 3072),
+    "opt-125m": Preset("opt", 768, 12, 12, 3072),
+    "pythia-70m": Preset("pythia", 512, 6, 8, 2048),
+    "pythia-160m": Preset("pythia", 768, 12, 12, 3072),
+    "pythia-410m": Preset("pythia", 1024, 24, 16, 4096),
+    "pythia-1b": Preset("pythia", 2048, 16, 8, 8192),
+}
+
+
+def build_config(preset: str, vocab_size: int, seq_len: int):
+    """A transformers config for `preset`; dropout off, since proxies train one epoch."""
+    from transformers import GPT2Config, GPTNeoXConfig, OPTConfig
+
+    p = PRESETS[preset]
+    common = dict(vocab_size=vocab_size, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    if p.family == "gpt2":
+        cfg = GPT2Config(n_embd=p.hidden, n_layer=p.layers, n_head=p.heads, n_inner=p.ffn,
+                         n_positions=seq_len, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                         **common)
+    elif p.family == "pythia":
+        cfg = GPTNeoXConfig(hidden_size=p.hidden, num_hidden_layers=p.layers,
+                            num_attention_heads=p.heads, intermediate_size=p.ffn,
+                            max_position_embeddings=seq_len, attention_dropout=0.0,
+                            hidden_dropout=0.0, tie_word_embeddings=False, **common)
+    else:
+        cfg = OPTConfig(hidden_size=p.hidden, num_hidden_layers=p.layers, num_attention_heads=p.heads,
+                        ffn_dim=p.ffn, max_position_embeddings=seq_len, word_embed_proj_dim=p.hidden,
+                        dropout=0.0, attention_dropout=0.0, **common)
+    cfg._attn_implementation = "sdpa"
+    return cfg
+
+
+def build_model(preset: str, vocab_size: int, seq_len: int):
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()  # per-call notes about padding do not apply: nothing is padded
+    return AutoModelForCausalLM.from_config(build_config(preset, vocab_size, seq_len),
+                                            attn_implementation="sdpa")
+
+
+def count_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())

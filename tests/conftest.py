@@ -1,0 +1,77 @@
+"""Shared fixtures: a small local corpus of real text (this Python's own stdlib) in jsonl form."""
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+import sysconfig
+from pathlib import Path
+
+import pytest
+import yaml
+
+from proxyrank.files import sha256
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _stdlib_files(limit: int) -> list[Path]:
+    return sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:limit]
+
+
+def _corpus_docs() -> dict[str, list[dict]]:
+    """Three domains of real English and code from the running Python, no network needed."""
+    from pydoc_data.topics import topics
+
+    code, docstrings = [], []
+    for path in _stdlib_files(120):
+        text = path.read_text(errors="replace")
+        code.append({"id": path.stem, "text": text})
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Module)):
+                doc = ast.get_docstring(node)
+                if doc and len(doc) > 80:
+                    name = getattr(node, "name", "module")
+                    docstrings.append({"id": f"{path.stem}.{name}.{len(docstrings)}", "text": doc,
+                                       "group": path.stem})
+    techdocs = [{"id": k, "text": v} for k, v in sorted(topics.items())]
+    return {"code": code, "techdocs": techdocs, "wiki": docstrings}
+
+
+def write_local_corpus(folder: Path) -> Path:
+    """jsonl.gz archives plus a sources manifest (local registry, real SHA-256s); returns its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = {}
+    for domain, docs in _corpus_docs().items():
+        archive = folder / f"{domain}.jsonl.gz"
+        with gzip.GzipFile(archive, "wb", mtime=0) as f:
+            f.write("".join(json.dumps(d) + "\n" for d in docs).encode())
+        manifest[f"local-{domain}"] = {"registry": "local", "path": archive.name, "file": archive.name,
+                                       "sha256": sha256(archive), "licence": "PSF-2.0",
+                                       "parsers": {"jsonl": domain}}
+    path = folder / "sources.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    return path
+
+
+def smoke_params(manifest: Path) -> dict:
+    """The smoke profile pointed at the local corpus."""
+    params = yaml.safe_load((ROOT / "profiles" / "smoke.yaml").read_text())
+    params["corpus"] = {"sources": [f"local-{d}" for d in ("code", "techdocs", "wiki")],
+                        "manifest": str(manifest), "allow_missing": False}
+    params["split"] = {"valid_domains": ["code", "techdocs", "wiki"], "valid_chars": 20000}
+    return params
+
+
+@pytest.fixture(scope="session")
+def local_corpus(tmp_path_factory) -> Path:
+    return write_local_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture
+def params_dict(local_corpus) -> dict:
+    return smoke_params(local_corpus)

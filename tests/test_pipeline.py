@@ -1,0 +1,100 @@
+"""End to end: `dvc repro` of the smoke profile on a local corpus, in a temporary copy of the repo."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, smoke_params
+
+pytestmark = pytest.mark.e2e
+COPY = ["proxyrank", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore"]
+
+
+def _sh(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def make_study(folder: Path, params: dict) -> Path:
+    """A fresh git + DVC checkout of the project's pipeline with `params` as params.yaml."""
+    folder.mkdir(parents=True)
+    for name in COPY:
+        src, dst = ROOT / name, folder / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, dst)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _sh(["git", "init", "-q"], folder)
+    _sh(["git", "add", "-A"], folder)
+    _sh(["git", "commit", "-qm", "study"], folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, local_corpus) -> Path:
+    folder = make_study(tmp_path_factory.mktemp("e2e") / "study", smoke_params(local_corpus))
+    _sh(["dvc", "repro"], folder)
+    return folder
+
+
+def test_repro_produces_reports(study):
+    metrics = json.loads((study / "reports" / "metrics.json").read_text())
+    assert metrics["n_recipes"] == 3 and metrics["n_pairs"] == 3
+    assert set(metrics) >= {"gpt2", "opt"}
+    assert -1 <= metrics["gpt2"]["spearman_standard"] <= 1
+    runs = pd.read_csv(study / "reports" / "runs.csv")
+    assert len(runs) == 3 * (3 + 2 + 2)
+    assert set(runs.role) == {"proxy", "reference"} and runs.loss_mean.notna().all()
+    assert {"loss_code", "loss_techdocs", "loss_wiki"} <= set(runs.columns)
+    report = (study / "reports" / "report.md").read_text()
+    assert "## Headline" in report and "figures/spearman_vs_lr.png" in report
+    pngs = list((study / "reports" / "figures").glob("*.png"))
+    assert pngs and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    manifest = json.loads((study / "reports" / "recipes" / "dedup-exact.json").read_text())
+    assert manifest["tokens"] == 40960 and manifest["removed"]["exact_dedup"]["docs"] >= 0
+
+
+def test_second_repro_does_nothing(study):
+    status = _sh(["dvc", "status"], study).stdout
+    assert "up to date" in status
+    again = _sh(["dvc", "repro"], study).stdout
+    assert "Running stage" not in again
+
+
+def test_bad_params_stop_cleanly_and_lose_nothing(study):
+    before = (study / "reports" / "metrics.json").read_bytes()
+    params = yaml.safe_load((study / "params.yaml").read_text())
+    try:
+        bad = json.loads(json.dumps(params))
+        bad["proxies"][0]["lrs"] = [3e-3, 0.0, 1e-5]
+        (study / "params.yaml").write_text(yaml.safe_dump(bad, sort_keys=False))
+        proc = _sh(["dvc", "repro"], study, check=False)
+        assert proc.returncode != 0
+        assert "proxies[0].lrs[1]: must be > 0" in proc.stdout + proc.stderr
+        bad = json.loads(json.dumps(params))
+        bad["recipes"]["mix-uniform"]["weights"] = "unifrom"
+        (study / "params.yaml").write_text(yaml.safe_dump(bad, sort_keys=False))
+        proc = _sh(["dvc", "repro"], study, check=False)
+        assert "recipes.mix-uniform.weights: 'unifrom' is not allowed" in proc.stdout + proc.stderr
+    finally:
+        (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = _sh([sys.executable, "-m", "proxyrank", "proxies", "no-such-recipe"], study, check=False)
+    assert proc.returncode == 2 and "unknown recipe 'no-such-recipe'; declared: mix-natural" in proc.stderr
+    assert (study / "reports" / "metrics.json").read_bytes() == before
+    assert not list(study.glob("reports/**/*.tmp")) and not list(study.glob("data/**/.*.tmp"))
+    assert "up to date" in _sh(["dvc", "status"], study).stdout
