@@ -154,6 +154,21 @@ def _figures(p: Params, reports: Path, out: Path) -> None:
         ax.legend(fontsize=8)
         _save(fig, out / "flip.png")
 
+    curves = pd.read_csv(reports / "curves.csv")
+    panels = [("proxy", f) for f in sorted(curves[curves.role == "proxy"].family.unique())] + [("reference", None)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), sharey=True)
+    cmap = plt.get_cmap("viridis")
+    for ax, (role, fam) in zip(np.atleast_1d(axes), panels):
+        df = curves[(curves.role == role) & ((curves.family == fam) if fam else True)]
+        lrs = sorted(df.lr.unique())
+        for i, lr in enumerate(lrs):
+            mean = df[np.isclose(df.lr, lr)].groupby("tokens").loss_mean.mean()
+            ax.plot(mean.index, mean.values, "o-", ms=3, color=cmap(i / max(1, len(lrs) - 1)), label=f"{lr:g}")
+        ax.set(xlabel="training tokens", title=f"{fam} proxies" if fam else f"{p.reference.family} reference")
+        ax.legend(title="LR", fontsize=7)
+    np.atleast_1d(axes)[0].set_ylabel("validation loss, mean over recipes")
+    _save(fig, out / "training_curves.png")
+
     wide = cross.pivot_table(index="lr", columns="family", values="spearman").reindex(columns=list(FAMILIES))
     with atomic_path(reports / "plots" / "spearman_vs_lr.csv") as tmp:
         wide.reset_index().to_csv(tmp, index=False, float_format="%.6g")
@@ -233,9 +248,19 @@ def write_report(p: Params, reports: Path) -> None:
     for name, caption in (("loss_scatter", "Proxy loss vs tuned reference loss"),
                           ("topk_regret", "Top-k decision regret"),
                           ("per_domain_spearman", "Per-domain Spearman"),
-                          ("flip", "The flip between adjacent LRs")):
+                          ("flip", "The flip between adjacent LRs"),
+                          ("training_curves", "Training curves")):
         if (reports / "figures" / f"{name}.png").exists():
             L += [f"**{caption}**", "", f"![{caption}](figures/{name}.png)", ""]
+    within = _rows(detail, "within_scale", seed="mean", domain="mean")
+    if len(within):
+        L += ["## Within scale: fixed LR vs the proxy family's own tuned ranking", "",
+              "| family | " + " | ".join(f"{lr:g}" for lr in sorted(within.lr.unique())) + " |",
+              "|---|" + "---|" * within.lr.nunique()]
+        for fam, df in within.groupby("family"):
+            by_lr = dict(zip(df.lr, df.spearman))
+            L.append(f"| {fam} | " + " | ".join(_fmt(by_lr.get(lr)) for lr in sorted(within.lr.unique())) + " |")
+        L.append("")
     flips = detail["flips"]
     if flips:
         L += ["## Ranking flips between adjacent proxy LRs", "", "| family | LRs | pairs flipped |", "|---|---|---|"]
