@@ -69,109 +69,143 @@ def _save(fig, path: Path) -> None:
 
 def figures(p: Params, reports: Path) -> None:
     """All figures into a temporary folder that replaces reports/figures whole."""
-    with atomic_dir(reports / "figures") as out:
-        _figures(p, reports, out)
-
-
-def _figures(p: Params, reports: Path, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     metrics, detail, runs = _load(reports)
     cross = _rows(detail, "cross_scale", seed="mean", domain="mean")
+    proxies = runs[runs.role == "proxy"].groupby(["family", "lr", "recipe"]).loss_mean.mean()
+    with atomic_dir(reports / "figures") as out:
+        _fig_spearman(p, cross, metrics["n_recipes"], out / "spearman_vs_lr.png")
+        _fig_scatter(p, proxies, detail, out / "loss_scatter.png")
+        _fig_regret(p, cross, out / "topk_regret.png")
+        _fig_domains(detail, out / "per_domain_spearman.png")
+        _fig_flip(detail, proxies, out / "flip.png")
+        _fig_curves(p, pd.read_csv(reports / "curves.csv"), out / "training_curves.png")
+    wide = cross.pivot_table(index="lr", columns="family", values="spearman").reindex(columns=list(FAMILIES))
+    with atomic_path(reports / "plots" / "spearman_vs_lr.csv") as tmp:
+        wide.reset_index().to_csv(tmp, index=False, float_format="%.6g")
+
+
+def _fig_spearman(p: Params, cross: pd.DataFrame, n_recipes: int, path: Path) -> None:
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for fam, df in cross.groupby("family"):
         df = df.sort_values("lr")
         c = FAMILY_COLOURS.get(fam)
         ax.plot(df.lr, df.spearman, "o-", color=c, label=fam)
-        ax.fill_between(df.lr, df.spearman_lo.astype(float), df.spearman_hi.astype(float), color=c, alpha=0.15)
-    for level, ls, label in ((0.92, "--", "paper, tiny LR: > 0.92"), (0.75, ":", "paper, standard LR: < 0.75")):
-        ax.axhline(level, ls=ls, color="grey", lw=1)
-        ax.text(0.02, level - 0.07, label, fontsize=8, color="grey", transform=ax.get_yaxis_transform())
+        ax.fill_between(df.lr, df.spearman_lo.astype(float), df.spearman_hi.astype(float), color=c, alpha=0.12)
+    ax.axhline(0.92, ls="--", color="grey", lw=1, label="paper, tiny LR: > 0.92")
+    ax.axhline(0.75, ls=":", color="grey", lw=1, label="paper, standard LR: < 0.75")
     ax.axvline(p.analysis.tiny_lr, color="k", lw=0.6, alpha=0.4)
-    ax.set(xscale="log", ylim=(-1.05, 1.05), xlabel="proxy learning rate",
+    ax.set(xscale="log", ylim=(-1.05, 1.05), xlabel="proxy learning rate (vertical line: tiny LR)",
            ylabel="Spearman vs tuned reference (95% CI)",
-           title=f"Proxy ranking vs tuned reference ({metrics['n_recipes']} recipes)")
-    ax.legend(title="proxy family")
-    _save(fig, out / "spearman_vs_lr.png")
+           title=f"Proxy ranking vs tuned reference ({n_recipes} recipes)")
+    ax.legend(fontsize=8, loc="lower left")
+    _save(fig, path)
 
-    proxies = runs[runs.role == "proxy"].groupby(["family", "lr", "recipe"]).loss_mean.mean()
+
+def _fig_scatter(p: Params, proxies: pd.Series, detail: dict, path: Path) -> None:
+    """One panel per family and LR: each family's losses live on their own scale."""
+    import matplotlib.pyplot as plt
+
     ref = pd.Series({r: v["loss"] for r, v in detail["reference"].items()})
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
-    for ax, (label, lrs) in zip(axes, (("standard LR", p.analysis.standard_lr),
-                                      ("tiny LR", {f: p.analysis.tiny_lr for f in p.analysis.standard_lr}))):
-        for fam, lr in lrs.items():
-            s = proxies.loc[fam].loc[lr] if (fam, lr) in proxies.index.droplevel(2) else None
-            if s is None:
-                continue
-            x = s.reindex(ref.index)
-            ax.scatter(x, ref, color=FAMILY_COLOURS.get(fam), label=f"{fam} @ {lr:g}", s=18)
-        ax.set(xlabel="proxy validation loss (mean over domains)", title=label)
-        ax.legend(fontsize=8)
-    axes[0].set_ylabel("tuned reference loss")
-    _save(fig, out / "loss_scatter.png")
+    fams = list(p.analysis.standard_lr)
+    fig, axes = plt.subplots(2, len(fams), figsize=(3.6 * len(fams), 6.4), sharey=True, squeeze=False)
+    for col, fam in enumerate(fams):
+        for row, (label, lr) in enumerate((("standard", p.analysis.standard_lr[fam]),
+                                          ("tiny", p.analysis.tiny_lr))):
+            ax = axes[row, col]
+            x = proxies.loc[(fam, lr)].reindex(ref.index)
+            ax.scatter(x, ref, color=FAMILY_COLOURS.get(fam), s=20)
+            for name in ref.index:
+                ax.annotate(name, (x[name], ref[name]), fontsize=6, alpha=0.7)
+            ax.set_title(f"{fam} @ {lr:g} ({label} LR)", fontsize=9)
+            ax.tick_params(labelsize=7)
+            if row == 1:
+                ax.set_xlabel("proxy validation loss", fontsize=8)
+        axes[0, 0].set_ylabel("tuned reference loss")
+        axes[1, 0].set_ylabel("tuned reference loss")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _fig_regret(p: Params, cross: pd.DataFrame, path: Path) -> None:
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for fam in p.analysis.standard_lr:
+    for i, fam in enumerate(p.analysis.standard_lr):
         for lr, ls in ((p.analysis.standard_lr[fam], "-"), (p.analysis.tiny_lr, "--")):
             row = cross[(cross.family == fam) & np.isclose(cross.lr, lr)]
             if len(row):
-                reg = row.iloc[0].regret
-                ax.plot(range(1, len(reg) + 1), reg, ls, marker="o", ms=3, color=FAMILY_COLOURS.get(fam),
+                reg = np.asarray(row.iloc[0].regret, dtype=float)
+                k = np.arange(1, len(reg) + 1) + (i - 1) * 0.06  # a small offset keeps equal curves visible
+                ax.plot(k, reg, ls, marker="os^"[i % 3], ms=4, color=FAMILY_COLOURS.get(fam),
                         label=f"{fam} @ {lr:g}")
     ax.set(xlabel="k (recipes kept by the proxy)", ylabel="top-k regret (nats)",
            title="Top-k decision regret: standard (solid) vs tiny (dashed) LR")
     ax.legend(fontsize=8)
-    _save(fig, out / "topk_regret.png")
+    _save(fig, path)
+
+
+def _fig_domains(detail: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
 
     per_domain = _rows(detail, "cross_scale", seed="mean")
     per_domain = per_domain[per_domain.domain != "mean"]
-    if len(per_domain):
-        table = per_domain.pivot_table(index="domain", columns=["family", "lr"], values="spearman")
-        fig, ax = plt.subplots(figsize=(max(6, 0.5 * table.shape[1] + 2), 0.45 * table.shape[0] + 1.5))
-        im = ax.imshow(table.to_numpy(dtype=float), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
-        ax.set_xticks(range(table.shape[1]), [f"{f}\n{lr:g}" for f, lr in table.columns], fontsize=7)
-        ax.set_yticks(range(table.shape[0]), table.index)
-        ax.set_title("Spearman vs tuned reference, per validation domain")
-        fig.colorbar(im, ax=ax, shrink=0.8)
-        _save(fig, out / "per_domain_spearman.png")
+    if not len(per_domain):
+        return
+    table = per_domain.pivot_table(index="domain", columns=["family", "lr"], values="spearman")
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * table.shape[1] + 2), 0.45 * table.shape[0] + 1.6))
+    im = ax.imshow(table.to_numpy(dtype=float), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+    ax.set_xticks(range(table.shape[1]), [f"{f}\n{lr:.0e}" for f, lr in table.columns], fontsize=7)
+    ax.set_yticks(range(table.shape[0]), table.index)
+    ax.set_title("Spearman vs tuned reference, per validation domain (columns: family, proxy LR)")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    _save(fig, path)
+
+
+def _fig_flip(detail: dict, proxies: pd.Series, path: Path) -> None:
+    """The pair whose loss gap swings most while its winner flips between adjacent LRs."""
+    import matplotlib.pyplot as plt
 
     flips = [f for f in detail["flips"] if f.get("largest_flip")]
-    if flips:
-        best = max(flips, key=lambda f: abs(f["largest_flip"]["delta_from"] - f["largest_flip"]["delta_to"]))
-        a, b = best["largest_flip"]["recipes"]
-        fam_runs = proxies.loc[best["family"]]
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for name, ls in ((a, "o-"), (b, "s--")):
-            s = fam_runs.xs(name, level="recipe").sort_index()
-            ax.plot(s.index, s.values, ls, label=name)
-        ax.axvspan(best["lr_from"], best["lr_to"], color="orange", alpha=0.15, label="winner flips")
-        ax.set(xscale="log", xlabel="proxy learning rate", ylabel="validation loss (mean)",
-               title=f"The flip: {best['family']} proxy, {a} vs {b}")
-        ax.legend(fontsize=8)
-        _save(fig, out / "flip.png")
+    if not flips:
+        return
+    best = max(flips, key=lambda f: abs(f["largest_flip"]["delta_from"] - f["largest_flip"]["delta_to"]))
+    a, b = best["largest_flip"]["recipes"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, ls in ((a, "o-"), (b, "s--")):
+        s = proxies.loc[best["family"]].xs(name, level="recipe").sort_index()
+        ax.plot(s.index, s.values, ls, label=name)
+    ax.axvspan(best["lr_from"], best["lr_to"], color="orange", alpha=0.15, label="winner flips")
+    ax.set(xscale="log", xlabel="proxy learning rate", ylabel="validation loss (mean over domains)",
+           title=f"The flip: {best['family']} proxy, {a} vs {b}")
+    ax.legend(fontsize=8)
+    _save(fig, path)
 
-    curves = pd.read_csv(reports / "curves.csv")
+
+def _fig_curves(p: Params, curves: pd.DataFrame, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     panels = [("proxy", f) for f in sorted(curves[curves.role == "proxy"].family.unique())] + [("reference", None)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), sharey=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), sharey=True)
     cmap = plt.get_cmap("viridis")
     for ax, (role, fam) in zip(np.atleast_1d(axes), panels):
         df = curves[(curves.role == role) & ((curves.family == fam) if fam else True)]
         lrs = sorted(df.lr.unique())
         for i, lr in enumerate(lrs):
             mean = df[np.isclose(df.lr, lr)].groupby("tokens").loss_mean.mean()
-            ax.plot(mean.index, mean.values, "o-", ms=3, color=cmap(i / max(1, len(lrs) - 1)), label=f"{lr:g}")
-        ax.set(xlabel="training tokens", title=f"{fam} proxies" if fam else f"{p.reference.family} reference")
-        ax.legend(title="LR", fontsize=7)
+            ax.plot(mean.index / 1e6, mean.values, "o-", ms=3, color=cmap(i / max(1, len(lrs) - 1)),
+                    label=f"{lr:g}")
+        ax.set(xlabel="training tokens (M)", title=f"{fam} proxies" if fam else f"{p.reference.family} reference")
+        if role == "reference" or fam == panels[0][1]:
+            ax.legend(title="LR", fontsize=7, loc="lower left" if role == "proxy" else "upper right",
+                      ncol=2 if role == "proxy" else 1)
     np.atleast_1d(axes)[0].set_ylabel("validation loss, mean over recipes")
-    _save(fig, out / "training_curves.png")
-
-    wide = cross.pivot_table(index="lr", columns="family", values="spearman").reindex(columns=list(FAMILIES))
-    with atomic_path(reports / "plots" / "spearman_vs_lr.csv") as tmp:
-        wide.reset_index().to_csv(tmp, index=False, float_format="%.6g")
+    fig.tight_layout()
+    _save(fig, path)
 
 
 def _fmt(x, digits=3) -> str:
