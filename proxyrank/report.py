@@ -264,7 +264,8 @@ def write_report(p: Params, reports: Path) -> None:
                  f"| {h['best_spearman_lr']:g} |")
     L += [f"| paper | {PAPER['spearman_standard']} | {PAPER['spearman_tiny']} | ~0.8 (DataDecide) | "
           f"{PAPER['regret1_standard']} / {PAPER['regret1_tiny']} | 1e-5 to 1e-6 |", ""]
-    L += ["![Spearman vs LR](figures/spearman_vs_lr.png)", "", _conclusion(p, cross), ""]
+    curves = pd.read_csv(reports / "curves.csv")
+    L += ["![Spearman vs LR](figures/spearman_vs_lr.png)", "", _conclusion(p, cross, metrics, curves), ""]
     L += ["## Tuned reference", "", "| recipe | best LR | loss | at grid edge |", "|---|---|---|---|"]
     for r, v in detail["reference"].items():
         L.append(f"| {r} | {v['best_lr']:g} | {_fmt(v['loss'])} | {'**yes**' if v['edge'] else 'no'} |")
@@ -297,9 +298,14 @@ def write_report(p: Params, reports: Path) -> None:
         L.append("")
     flips = detail["flips"]
     if flips:
-        L += ["## Ranking flips between adjacent proxy LRs", "", "| family | LRs | pairs flipped |", "|---|---|---|"]
+        L += ["## Ranking flips between adjacent proxy LRs", "",
+              "| family | LRs | pairs flipped | most flips (group pair) | largest flip |", "|---|---|---|---|---|"]
         for f in flips:
-            L.append(f"| {f['family']} | {f['lr_from']:g} -> {f['lr_to']:g} | {f['n_flips']} / {f['n_pairs']} |")
+            pair, n = max(f["group_flips"].items(), key=lambda kv: kv[1], default=("-", 0))
+            most = f"{pair.replace('|', ' x ')} ({n})" if n else "-"
+            largest = " vs ".join(f["largest_flip"]["recipes"]) if f["largest_flip"] else "-"
+            L.append(f"| {f['family']} | {f['lr_from']:g} -> {f['lr_to']:g} | {f['n_flips']} / {f['n_pairs']} | "
+                     f"{most} | {largest} |")
         L.append("")
     L += ["## Limits", "",
           "- CPU scale: models of 10^5-10^6 parameters on ~10^6 tokens, far below the paper's 70M-1B "
@@ -312,18 +318,35 @@ def write_report(p: Params, reports: Path) -> None:
     write_text(reports / "report.md", "\n".join(L))
 
 
-def _conclusion(p: Params, cross: pd.DataFrame) -> str:
-    parts = []
+def _conclusion(p: Params, cross: pd.DataFrame, metrics: dict, curves: pd.DataFrame) -> str:
+    """The verdict per family, then what limits the measurement, all from the results."""
+    parts, widths = [], []
     for fam, lr in p.analysis.standard_lr.items():
         std = cross[(cross.family == fam) & np.isclose(cross.lr, lr)].iloc[0]
         tiny = cross[(cross.family == fam) & np.isclose(cross.lr, p.analysis.tiny_lr)].iloc[0]
-        if std.spearman is None or tiny.spearman is None or not np.isfinite([std.spearman, tiny.spearman]).all():
-            parts.append(f"{fam}: undefined (constant losses)")
+        values = [std.spearman, tiny.spearman, std.spearman_lo, std.spearman_hi, tiny.spearman_lo, tiny.spearman_hi]
+        if any(v is None or not np.isfinite(v) for v in values):
+            parts.append(f"{fam}: undefined (constant losses or too few recipes)")
             continue
-        overlap = not (tiny.spearman_lo > std.spearman_hi or std.spearman_lo > tiny.spearman_hi)
-        verdict = ("tiny LR ranks better" if tiny.spearman > std.spearman else "standard LR ranks better")
-        parts.append(f"{fam}: {verdict} ({_fmt(tiny.spearman)} vs {_fmt(std.spearman)})"
-                     + (", but the CIs overlap" if overlap else ", CIs disjoint"))
+        widths.append(tiny.spearman_hi - tiny.spearman_lo)
+        disjoint = tiny.spearman_lo > std.spearman_hi or std.spearman_lo > tiny.spearman_hi
+        verdict = "tiny LR ranks better" if tiny.spearman > std.spearman else "standard LR ranks better"
+        parts.append(f"{fam}: {verdict} ({_fmt(tiny.spearman)} vs {_fmt(std.spearman)}), "
+                     + ("CIs disjoint" if disjoint else "but the CIs overlap"))
     reproduced = all("tiny LR ranks better" in s and "disjoint" in s for s in parts)
-    return ("**Does the finding reproduce at this scale?** "
+    text = ("**Does the finding reproduce at this scale?** "
             + ("Yes: " if reproduced else "Not clearly: ") + "; ".join(parts) + ".")
+    tiny = curves[(curves.role == "proxy") & np.isclose(curves.lr, p.analysis.tiny_lr)]
+    if len(tiny):
+        first, last = tiny.step.min(), tiny.step.max()
+        moved = (tiny[tiny.step == first].loss_mean.mean() - tiny[tiny.step == last].loss_mean.mean())
+        text += (f"\n\nWhat limits it: at the tiny LR the proxies' mean validation loss moved by only "
+                 f"{moved:.3f} nats between the first and the last validation point ({last} steps, "
+                 f"{p.train.proxy_tokens:,} tokens); the paper trains at such LRs for thousands of steps, "
+                 f"and \"tiny\" is LR x steps relative to the curvature.")
+    if widths:
+        text += (f" With {metrics['n_recipes']} recipes the 95% CI of a Spearman at the tiny LR spans "
+                 f"{np.mean(widths):.2f} on average, so differences smaller than that are not resolved.")
+    best = {fam: metrics[fam]["best_spearman_lr"] for fam in p.analysis.standard_lr}
+    text += " Best-ranking proxy LR per family: " + ", ".join(f"{f} {lr:g}" for f, lr in best.items()) + "."
+    return text
