@@ -102,3 +102,20 @@ def test_bad_params_stop_cleanly_and_lose_nothing(study):
     assert " to train " not in again.replace(" 0 to train ", "")
     assert (study / "reports" / "metrics.json").read_bytes() == before
     assert "up to date" in _sh(["dvc", "status"], study).stdout
+
+
+def test_results_travel_through_a_remote_to_a_fresh_clone(study, tmp_path):
+    """Push to a local-folder remote, clone, pull: the clone is complete and reruns nothing."""
+    _sh(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], study)
+    _sh(["git", "add", "-A"], study)
+    _sh(["git", "commit", "-qm", "results"], study)
+    _sh(["dvc", "push", "--run-cache"], study)
+    clone = tmp_path / "clone"
+    _sh(["git", "clone", "-q", str(study), str(clone)], tmp_path)
+    _sh(["dvc", "pull"], clone)
+    assert "up to date" in _sh(["dvc", "status"], clone).stdout
+    assert "Running stage" not in _sh(["dvc", "repro"], clone).stdout
+    for name in ("metrics.json", "runs.csv", "report.md"):
+        assert (clone / "reports" / name).read_bytes() == (study / "reports" / name).read_bytes()
+    assert (clone / "data" / "recipes" / "mix-natural" / "train.npy").read_bytes() == \
+        (study / "data" / "recipes" / "mix-natural" / "train.npy").read_bytes()
