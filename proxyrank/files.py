@@ -11,11 +11,18 @@ import tempfile
 from pathlib import Path
 
 
+def _drop_stale(path: Path) -> None:
+    """Remove temporaries a killed process left beside `path`, before they reach a DVC output."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary sibling path; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _drop_stale(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
@@ -31,6 +38,7 @@ def atomic_dir(path: str | Path):
     """Yield a temporary sibling directory that replaces `path` whole when the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _drop_stale(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

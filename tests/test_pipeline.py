@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -119,3 +121,22 @@ def test_results_travel_through_a_remote_to_a_fresh_clone(study, tmp_path):
         assert (clone / "reports" / name).read_bytes() == (study / "reports" / name).read_bytes()
     assert (clone / "data" / "recipes" / "mix-natural" / "train.npy").read_bytes() == \
         (study / "data" / "recipes" / "mix-natural" / "train.npy").read_bytes()
+
+
+def test_killed_repro_resumes_to_bit_identical_metrics(study, tmp_path, local_corpus):
+    """kill -9 in the middle of training, rerun: the same metrics.json as the uninterrupted study."""
+    other = make_study(tmp_path / "other", smoke_params(local_corpus))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.Popen(["dvc", "repro"], cwd=other, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not list((other / "data" / ".resume").glob("*.json")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "dvc repro ended before training started"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (other / "reports" / "metrics.json").exists()
+    _sh(["dvc", "repro"], other)
+    assert not list(other.glob("**/.*.tmp"))
+    assert (other / "reports" / "metrics.json").read_bytes() == (study / "reports" / "metrics.json").read_bytes()
+    assert (other / "reports" / "runs.csv").read_text().count("\n") == (study / "reports" / "runs.csv").read_text().count("\n")
