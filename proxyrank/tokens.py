@@ -28,6 +28,17 @@ def _byte_level(model):
     return tok
 
 
+def sample_texts(texts: list[str], max_chars: int, seed: int) -> list[str]:
+    """A seeded sample of whole documents, about max_chars long: BPE needs no more to converge."""
+    sample, total = [], 0
+    for i in np.random.default_rng(seed).permutation(len(texts)):
+        if total >= max_chars:
+            break
+        sample.append(texts[i])
+        total += len(texts[i])
+    return sample
+
+
 def train_bpe(texts, vocab_size: int):
     """Byte-level BPE like GPT-2's, trained on our own training text (never validation text)."""
     from tokenizers import models, pre_tokenizers, trainers

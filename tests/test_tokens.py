@@ -58,3 +58,10 @@ def test_encode_valid_takes_exact_tokens_and_refuses_short_domains(tmp_path):
         tokens.encode_valid(tok, valid, ["a", "b"], 40, tmp_path)
     tokens.encode_valid(tok, valid, ["a"], 40, tmp_path)
     assert len(np.load(tmp_path / "a.npy")) == 40
+
+
+def test_tokenizer_sample_is_seeded_and_bounded():
+    texts = [f"doc {i} " * (i + 1) for i in range(100)]
+    a, b = tokens.sample_texts(texts, 500, 0), tokens.sample_texts(texts, 500, 0)
+    assert a == b and a != tokens.sample_texts(texts, 500, 1)
+    assert sum(map(len, a[:-1])) < 500 <= sum(map(len, a))
