@@ -216,8 +216,7 @@ def validate(p: Params) -> Params:
     if p.tokenizer.kind == "bpe" and not 256 < p.tokenizer.vocab_size < 65536:
         raise ParamsError(f"tokenizer.vocab_size: must be in 257..65535 for a byte-level BPE, "
                           f"got {p.tokenizer.vocab_size}")
-    for key in ("valid_chars",):
-        _positive(getattr(p.split, key), f"split.{key}")
+    _positive(p.split.valid_chars, "split.valid_chars")
     if len(p.recipes) < 2:
         raise ParamsError("recipes: declare at least two recipes to rank")
     for r in p.recipes.values():

@@ -231,7 +231,7 @@ def write_report(p: Params, reports: Path) -> None:
     L += ["## Setup", "",
           f"- Recipes: {len(manifests)} ({', '.join(sorted({m['group'] for m in manifests}))}), "
           f"{p.budget_tokens:,} tokens each (one epoch, no repetition).",
-          f"- Proxies: " + "; ".join(f"{s.family} `{s.preset}` "
+          "- Proxies: " + "; ".join(f"{s.family} `{s.preset}` "
                                      f"({int(proxies[proxies.family == s.family].n_params.iloc[0]):,} params) at "
                                      f"LRs {', '.join(f'{x:g}' for x in s.lrs)}, seeds {s.seeds}"
                                      for s in p.proxies if (proxies.family == s.family).any()),

@@ -2,7 +2,6 @@
 import hashlib
 import shutil
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
