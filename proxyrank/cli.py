@@ -20,6 +20,16 @@ TOKENIZER, TOKENS = DATA / "tokenizer", DATA / "tokens"
 RECIPES, RUNS, RESUME = DATA / "recipes", DATA / "runs", DATA / ".resume"
 
 
+def stage_check(p, _):
+    """Validate params.yaml without touching any output: run it before `dvc repro`, which removes
+    a stage's outputs before the stage can refuse bad params."""
+    from proxyrank.train import run_specs
+
+    runs = sum(len(run_specs(p, r, role)) for r in p.recipes for role in ("proxy", "reference"))
+    print(f"params ok: {len(p.recipes)} recipes, {runs} training runs, "
+          f"{p.budget_tokens:,} tokens per recipe")
+
+
 def stage_fetch(p, _):
     from proxyrank.corpus import fetch, load_sources
 

@@ -93,3 +93,16 @@ def test_params_file_errors(tmp_path):
     (tmp_path / "list.yaml").write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(ParamsError, match="mapping at the top level"):
         load_params(tmp_path / "list.yaml")
+
+
+def test_check_command_validates_without_running(tmp_path, params_dict, capsys):
+    from proxyrank.cli import main
+
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(params_dict))
+    assert main(["check", "--params", str(good)]) == 0
+    assert "params ok: 3 recipes, 21 training runs" in capsys.readouterr().out
+    params_dict["proxies"][0]["lrs"] = [0.0]
+    good.write_text(yaml.safe_dump(params_dict))
+    assert main(["check", "--params", str(good)]) == 2
+    assert "proxies[0].lrs[0]: must be > 0" in capsys.readouterr().err
