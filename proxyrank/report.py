@@ -60,6 +60,11 @@ def _rows(detail: dict, key: str, **match) -> pd.DataFrame:
     return df
 
 
+def _at(cross: pd.DataFrame, family: str, lr: float) -> pd.DataFrame:
+    """The seed-mean rows of one family at one LR."""
+    return cross[(cross.family == family) & np.isclose(cross.lr, lr)]
+
+
 def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -137,7 +142,7 @@ def _fig_regret(p: Params, cross: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for i, fam in enumerate(p.analysis.standard_lr):
         for lr, ls in ((p.analysis.standard_lr[fam], "-"), (p.analysis.tiny_lr, "--")):
-            row = cross[(cross.family == fam) & np.isclose(cross.lr, lr)]
+            row = _at(cross, fam, lr)
             if len(row):
                 reg = np.asarray(row.iloc[0].regret, dtype=float)
                 k = np.arange(1, len(reg) + 1) + (i - 1) * 0.06  # a small offset keeps equal curves visible
@@ -256,8 +261,7 @@ def write_report(p: Params, reports: Path) -> None:
           "| family | Spearman @ standard | Spearman @ tiny | pairwise acc. std / tiny | top-1 regret std / tiny (nats) | best LR |",
           "|---|---|---|---|---|---|"]
     for fam, lr in p.analysis.standard_lr.items():
-        std = cross[(cross.family == fam) & np.isclose(cross.lr, lr)].iloc[0]
-        tiny = cross[(cross.family == fam) & np.isclose(cross.lr, p.analysis.tiny_lr)].iloc[0]
+        std, tiny = _at(cross, fam, lr).iloc[0], _at(cross, fam, p.analysis.tiny_lr).iloc[0]
         h = metrics[fam]
         L.append(f"| {fam} | {_ci(std)} | {_ci(tiny)} | {_fmt(h['pairwise_standard'], 2)} / "
                  f"{_fmt(h['pairwise_tiny'], 2)} | {_fmt(h['regret1_standard'])} / {_fmt(h['regret1_tiny'])} "
@@ -322,8 +326,7 @@ def _conclusion(p: Params, cross: pd.DataFrame, metrics: dict, curves: pd.DataFr
     """The verdict per family, then what limits the measurement, all from the results."""
     parts, widths = [], []
     for fam, lr in p.analysis.standard_lr.items():
-        std = cross[(cross.family == fam) & np.isclose(cross.lr, lr)].iloc[0]
-        tiny = cross[(cross.family == fam) & np.isclose(cross.lr, p.analysis.tiny_lr)].iloc[0]
+        std, tiny = _at(cross, fam, lr).iloc[0], _at(cross, fam, p.analysis.tiny_lr).iloc[0]
         values = [std.spearman, tiny.spearman, std.spearman_lo, std.spearman_hi, tiny.spearman_lo, tiny.spearman_hi]
         if any(v is None or not np.isfinite(v) for v in values):
             parts.append(f"{fam}: undefined (constant losses or too few recipes)")
