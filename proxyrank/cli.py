@@ -18,6 +18,7 @@ RAW, DOCS = DATA / "raw", DATA / "docs"
 POOL, VALID = DATA / "pool.parquet", DATA / "valid.parquet"
 TOKENIZER, TOKENS = DATA / "tokenizer", DATA / "tokens"
 RECIPES, RUNS, RESUME = DATA / "recipes", DATA / "runs", DATA / ".resume"
+CRAWL, CURATED = DATA / "crawl.parquet", DATA / "curated"
 
 
 def stage_check(p, _):
@@ -48,7 +49,8 @@ def stage_split(p, _):
     from proxyrank.files import write_json
 
     docs = read_docs(DOCS.glob("*.parquet"))
-    stats = split(docs, p.split.valid_domains, p.split.valid_chars, p.seed, VALID, POOL)
+    stats = split(docs, p.split.valid_domains, p.split.valid_chars, p.seed, VALID, POOL,
+                  p.curation.minhash, p.train.workers)
     write_json(REPORTS / "split.json", stats)
 
 
@@ -72,6 +74,53 @@ def stage_tokenizer(p, _):
     print(f"tokenizer: {p.tokenizer.kind}, vocab {tok.get_vocab_size()}")
 
 
+def stage_crawl(p, _):
+    import pyarrow.parquet as pq
+
+    from proxyrank import crawl
+    from proxyrank.files import atomic_path, write_json
+
+    if not p.uses_crawl:  # the stage still runs (the graph is static); nothing to build
+        table, manifest = crawl.empty(), {"pages": 0, "chars": 0, "note": "no recipe uses the crawl"}
+    else:
+        table, manifest = crawl.build(pq.read_table(POOL, columns=["id", "domain", "text"]), p.crawl, p.seed)
+    with atomic_path(CRAWL) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    write_json(REPORTS / "crawl.json", manifest)
+    print(f"crawl: {manifest['pages']} pages, {manifest['chars'] / 1e6:.1f}M characters")
+
+
+def stage_curate(p, _):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from proxyrank import recipes
+    from proxyrank.crawl import is_reference
+    from proxyrank.files import atomic_dir, write_json
+
+    if not p.uses_crawl:
+        with atomic_dir(CURATED) as tmp:
+            pq.write_table(pa.table({"id": pa.array([], pa.string())}), tmp / "annotations.parquet")
+        write_json(REPORTS / "curate.json", {"pages": 0, "note": "no recipe uses the crawl"})
+        return
+    pool = pq.read_table(POOL, columns=["id", "domain", "text"])
+    ids, domain = pool.column("id").to_pylist(), np.array(pool.column("domain").to_pylist(), dtype=object)
+    ref = is_reference(ids, p.crawl.reference_share) & np.isin(domain, p.curation.reference_domains)
+    reference = pool.column("text").take(np.flatnonzero(ref)).to_pylist()
+    valid = pq.read_table(VALID, columns=["text"]).column("text").to_pylist()
+    table, signatures, summary = recipes.annotate(pq.read_table(CRAWL, columns=["id", "text"]), reference,
+                                                  valid, p.curation, p.seed, p.train.workers)
+    with atomic_dir(CURATED) as tmp:
+        pq.write_table(table, tmp / "annotations.parquet", compression="zstd")
+        for name, sig in signatures.items():
+            with open(tmp / f"{name}.npy", "wb") as f:
+                np.save(f, sig, allow_pickle=False)
+    write_json(REPORTS / "curate.json", summary)
+    print(f"curate: {summary['pages']} pages; classifier held-out accuracy "
+          f"{summary['classifier_heldout_accuracy']}; {summary['contaminated']} near validation")
+
+
 def stage_tokens(p, _):
     import pyarrow.parquet as pq
 
@@ -80,32 +129,46 @@ def stage_tokens(p, _):
 
     tok = tokens.load(TOKENIZER)
     with atomic_dir(TOKENS) as tmp:
-        n = tokens.encode_pool(tok, pq.read_table(POOL), tmp / "pool.npy", tmp / "pool_index.parquet")
         (tmp / "valid").mkdir()
         sizes = tokens.encode_valid(tok, pq.read_table(VALID), p.split.valid_domains,
                                     p.train.valid_tokens, tmp / "valid")
-    write_json(REPORTS / "tokens.json", {"pool_tokens": n, "valid_tokens_available": sizes})
-    print(f"tokens: pool {n / 1e6:.1f}M tokens; validation {p.train.valid_tokens} per domain")
+    write_json(REPORTS / "tokens.json", {"valid_tokens_available": sizes})
+    print(f"tokens: validation {p.train.valid_tokens} per domain")
+
+
+def _recipe_docs(p, recipe):
+    """The documents a recipe draws from: the clean pool, or the crawl with its annotations."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    if recipe.source == "pool":
+        return pq.read_table(POOL), {}
+    crawl = pq.read_table(CRAWL)
+    notes = pq.read_table(CURATED / "annotations.parquet")
+    if crawl.column("id") != notes.column("id"):
+        raise ValueError("crawl and curation annotations disagree; rerun `dvc repro curate`")
+    for name in notes.column_names[1:]:
+        crawl = crawl.append_column(name, notes.column(name))
+    signatures = {n: np.load(CURATED / f"{n}.npy", allow_pickle=False) for n in ("minhash", "aggressive")}
+    return crawl, signatures
 
 
 def stage_recipe(p, name):
     import numpy as np
-    import pyarrow.parquet as pq
 
     from proxyrank import recipes, tokens
     from proxyrank.files import atomic_dir, write_json
 
     recipe = p.recipe(name)
-    eos = tokens.load(TOKENIZER).token_to_id(tokens.EOS)
-    stream, manifest = recipes.build(recipe, pq.read_table(POOL, columns=["id", "domain", "text"]),
-                                     pq.read_table(TOKENS / "pool_index.parquet"),
-                                     tokens.load_array(TOKENS / "pool.npy"), eos, p.budget_tokens, p.seed)
+    docs, signatures = _recipe_docs(p, recipe)
+    stream, manifest = recipes.build(recipe, docs, tokens.load(TOKENIZER), p.budget_tokens, p.seed,
+                                     p.curation, signatures)
     with atomic_dir(RECIPES / name) as tmp:
         with open(tmp / "train.npy", "wb") as f:
             np.save(f, stream, allow_pickle=False)
     write_json(REPORTS / "recipes" / f"{name}.json", manifest)
     print(f"recipe {name}: {manifest['docs']} docs, {manifest['tokens']} tokens, "
-          f"shares {manifest['domain_shares']}")
+          f"shares {manifest['shares']}")
 
 
 def _train(p, name, role):

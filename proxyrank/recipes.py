@@ -1,41 +1,83 @@
-"""Data recipes: which pool documents, in what domain proportions, after which curation.
+"""Data recipes: which documents, after which curation, in what proportions.
 
-A recipe selects documents by exact token counts from the once-encoded pool, so every recipe
-holds exactly the same token budget (one epoch, nothing repeated, as in the paper).
-Documents of one domain are visited in one seeded order shared by all recipes (common random
-numbers): two recipes differ only where their definitions differ, not by sampling luck.
+Curation that is costly or looks at the whole crawl runs once (`annotate`, the `curate` stage):
+rule verdicts, CCNet-style perplexity buckets, DCLM-style classifier scores, MinHash signatures,
+validation near-duplicates. A recipe (`build`, the `recipe@R` stage) only combines them, in the
+order published pipelines use (RefinedWeb, DCLM): rule filters, then dedup over what survived,
+then the model-based filter on what remains. It then encodes documents in one seeded order per
+domain (common random numbers: two recipes differ only where their definitions differ) until
+each domain's share of the budget is filled exactly, cutting the last document, so every recipe
+holds exactly the same number of tokens (one epoch, nothing repeated, as in the paper).
 """
 from __future__ import annotations
 
 import zlib
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pyarrow as pa
 
-from proxyrank.config import Recipe
-from proxyrank.corpus import text_key
+from proxyrank import dedup, filters, quality
+from proxyrank.config import CurationParams, Recipe
+from proxyrank.tokens import EOS, dtype_for, encode_texts
+
+RULE_FILTERS = {"c4": filters.C4_RULES, "gopher_quality": filters.GOPHER_QUALITY_RULES,
+                "gopher_repetition": filters.GOPHER_REPETITION_RULES}
 
 
 class RecipeError(ValueError):
     """A recipe cannot be built as declared; the message names the recipe."""
 
 
-def exact_duplicates(texts: list[str]) -> np.ndarray:
-    """Mask of documents whose normalised text (case, punctuation, spacing) was seen before.
+def _rules(args: tuple[list[str], CurationParams]) -> list[tuple]:
+    texts, c = args
+    out = []
+    for t in texts:
+        cleaned, c4_fail = filters.c4_clean(t, c.c4)
+        out.append((cleaned, c4_fail, filters.gopher_quality(t, c.gopher_quality),
+                    filters.gopher_repetition(t, c.gopher_repetition)))
+    return out
 
-    Exact dedup as in C4 / RefinedWeb's exact stage, on whole documents; the first copy stays.
-    """
-    seen: set[bytes] = set()
-    dup = np.zeros(len(texts), dtype=bool)
-    for i, t in enumerate(texts):
-        k = text_key(t)
-        dup[i] = k in seen
-        seen.add(k)
-    return dup
+
+def annotate(crawl: pa.Table, reference: list[str], valid: list[str], c: CurationParams, seed: int,
+             workers: int) -> tuple[pa.Table, dict[str, np.ndarray], dict]:
+    """Per crawl page: rule verdicts (on the raw page), C4's cleaned text, perplexity and bucket,
+    classifier score, validation contamination; plus MinHash signatures and a summary."""
+    texts = crawl.column("text").to_pylist()
+    chunks = [texts[i:i + 500] for i in range(0, len(texts), 500)]
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        verdicts = [v for part in pool.map(_rules, [(ch, c) for ch in chunks]) for v in part]
+    c4_text, c4_fail, gq_fail, gr_fail = (list(x) for x in zip(*verdicts)) if verdicts else ([],) * 4
+    lm = quality.NgramLM.fit(reference, c.perplexity)
+    ppl = lm.perplexity(texts)
+    bucket = quality.quality_buckets(ppl, c.perplexity)
+    negatives = [texts[i] for i in np.random.default_rng(seed).permutation(len(texts))[: c.dclm.max_docs]]
+    clf = quality.QualityClassifier.fit(reference, negatives, c.dclm, seed)
+    score = clf.score(texts)
+    contaminated = dedup.contaminated(texts, valid, c.minhash, seed)
+    signatures = {"minhash": dedup.minhash_signatures(texts, c.minhash, seed, workers)}
+    if (c.aggressive.num_perm, c.aggressive.shingle) == (c.minhash.num_perm, c.minhash.shingle):
+        signatures["aggressive"] = signatures["minhash"]
+    else:
+        signatures["aggressive"] = dedup.minhash_signatures(texts, c.aggressive, seed, workers)
+    table = pa.table({"id": crawl.column("id"), "contaminated": contaminated,
+                      "c4_text": c4_text, "c4_fail": c4_fail,
+                      "gopher_quality_fail": gq_fail, "gopher_repetition_fail": gr_fail,
+                      "perplexity": ppl, "bucket": bucket, "dclm_score": score})
+    cuts = {b: float(ppl[bucket == b].max()) for b in ("head", "middle") if (bucket == b).any()}
+    summary = {
+        "pages": len(texts), "contaminated": int(contaminated.sum()),
+        "rule_failures": {name: {r: int(sum(f == r for f in fails)) for r in RULE_FILTERS[name]}
+                          for name, fails in (("c4", c4_fail), ("gopher_quality", gq_fail),
+                                              ("gopher_repetition", gr_fail))},
+        "perplexity_cuts": cuts, "classifier_heldout_accuracy": round(float(clf.heldout_accuracy), 4),
+        "reference_docs": len(reference),
+    }
+    return table, signatures, summary
 
 
 def domain_weights(recipe: Recipe, available: dict[str, int]) -> dict[str, float]:
-    """Normalised target share per domain: natural (token counts ** temperature), uniform or given."""
+    """Normalised target share per domain: natural (its characters ** temperature), uniform or given."""
     if isinstance(recipe.weights, dict):
         raw = {d: w for d, w in recipe.weights.items() if w > 0}
     elif recipe.weights == "uniform":
@@ -48,64 +90,162 @@ def domain_weights(recipe: Recipe, available: dict[str, int]) -> dict[str, float
     return {d: w / total for d, w in sorted(raw.items())}
 
 
-def _domain_order(ids: list[str], seed: int) -> np.ndarray:
+def _seeded_order(ids: list[str], seed: int) -> np.ndarray:
     """A seeded order that depends only on the documents, not on the recipe."""
     keys = np.fromiter((zlib.crc32(f"{seed}:{i}".encode()) for i in ids), dtype=np.uint64, count=len(ids))
     return np.lexsort((np.arange(len(ids)), keys))
 
 
-def build(recipe: Recipe, pool: pa.Table, index: pa.Table, tokens: np.ndarray, eos: int,
-          budget: int, seed: int) -> tuple[np.ndarray, dict]:
-    """Return exactly `budget` training tokens for `recipe` and its manifest."""
-    if pool.column("id").to_pylist() != index.column("id").to_pylist():
-        raise RecipeError("pool and token index disagree; rerun `dvc repro tokens`")
-    domain = np.array(pool.column("domain").to_pylist(), dtype=object)
-    ids = pool.column("id").to_pylist()
-    offsets = index.column("offset").to_numpy()
-    lengths = index.column("length").to_numpy() + 1  # + EOS
+def _column(recipe: Recipe, docs: pa.Table, name: str) -> np.ndarray:
+    if name not in docs.column_names:
+        raise RecipeError(f"recipe {recipe.name!r} needs the curation column {name!r}, which its "
+                          f"source {recipe.source!r} lacks (filters, near-dedup and quality buckets "
+                          f"need `source: crawl` or a hub source that provides them)")
+    return docs.column(name).to_numpy(zero_copy_only=False)
+
+
+class _Curation:
+    """The candidate mask of one recipe and what each step removed from it."""
+
+    def __init__(self, recipe: Recipe, docs: pa.Table):
+        self.recipe, self.docs = recipe, docs
+        self.texts = docs.column("text").to_pylist()
+        self.alive = np.ones(len(self.texts), dtype=bool)
+        self.removed: dict[str, dict[str, int]] = {}
+
+    def column(self, name: str) -> np.ndarray:
+        return _column(self.recipe, self.docs, name)
+
+    def drop(self, mask: np.ndarray, step: str) -> None:
+        """Remove the alive documents in `mask`, counted under `step`."""
+        hit = self.alive & mask
+        if hit.any() or step not in self.removed:
+            entry = self.removed.setdefault(step, {"docs": 0, "chars": 0})
+            entry["docs"] += int(hit.sum())
+            entry["chars"] += int(sum(len(self.texts[i]) for i in np.flatnonzero(hit)))
+        self.alive &= ~mask
+
+
+def curate(recipe: Recipe, docs: pa.Table, c: CurationParams, signatures: dict[str, np.ndarray]):
+    """Apply the recipe's curation; returns (alive mask, texts, removed per step, duplicate rate)."""
+    cur = _Curation(recipe, docs)
+    if "contaminated" in docs.column_names:
+        cur.drop(cur.column("contaminated").astype(bool), "decontamination")
     allowed = recipe.domains or (list(recipe.weights) if isinstance(recipe.weights, dict) else None)
-    candidate = np.isin(domain, allowed) if allowed else np.ones(len(ids), dtype=bool)
-    removed = {}
+    if allowed:
+        cur.alive &= np.isin(cur.column("domain"), allowed)
+    for name in (f for f in recipe.filters if f in RULE_FILTERS):
+        fails = cur.column(f"{name}_fail")
+        for rule in RULE_FILTERS[name]:
+            cur.drop(fails == rule, rule)
+        if name == "c4":
+            cleaned = cur.column("c4_text")
+            cur.texts = [cleaned[i] if cur.alive[i] else t for i, t in enumerate(cur.texts)]
     dup_rate = None
-    if recipe.dedup == "exact":
-        cand_idx = np.flatnonzero(candidate)
-        texts = pool.column("text").take(pa.array(cand_idx)).to_pylist()
-        dup = exact_duplicates(texts)
-        candidate[cand_idx[dup]] = False
-        removed["exact_dedup"] = {"docs": int(dup.sum()), "tokens": int(lengths[cand_idx[dup]].sum())}
-        dup_rate = float(dup.mean()) if len(dup) else 0.0
-    available = {str(d): int(lengths[candidate & (domain == d)].sum()) for d in np.unique(domain[candidate])}
-    weights = domain_weights(recipe, available)
-    docs, takes = [], []
-    for d, w in weights.items():
+    if recipe.dedup != "none":
+        idx = np.flatnonzero(cur.alive)
+        if recipe.dedup == "exact":
+            dup = dedup.exact_duplicates(cur.texts[i] for i in idx)
+        else:
+            p = c.minhash if recipe.dedup == "minhash" else c.aggressive
+            if recipe.dedup not in signatures:
+                cur.column(f"{recipe.dedup} signatures")
+            dup = dedup.near_duplicates_from_signatures(signatures[recipe.dedup][idx], p)
+        mask = np.zeros(len(cur.texts), dtype=bool)
+        mask[idx[dup]] = True
+        dup_rate = round(float(dup.mean()), 4) if len(dup) else 0.0
+        cur.drop(mask, f"dedup_{recipe.dedup}")
+        if recipe.dedup == "aggressive" and c.aggressive.paragraph:
+            idx = np.flatnonzero(cur.alive)
+            stripped = dedup.drop_repeated_paragraphs((cur.texts[i] for i in idx), c.aggressive.min_paragraph_chars)
+            lost = sum(len(cur.texts[i]) - len(s) for i, s in zip(idx, stripped))
+            for i, s in zip(idx, stripped):
+                cur.texts[i] = s
+            empty = np.zeros(len(cur.texts), dtype=bool)
+            empty[idx[[not s.strip() for s in stripped]]] = True
+            cur.drop(empty, "paragraph_dedup_docs")
+            cur.removed["paragraph_dedup_chars"] = {"docs": 0, "chars": int(lost)}
+    if "dclm" in recipe.filters:
+        idx = np.flatnonzero(cur.alive)
+        keep = quality.keep_top(cur.column("dclm_score")[idx].astype(float), c.dclm.keep_frac)
+        mask = np.zeros(len(cur.texts), dtype=bool)
+        mask[idx[~keep]] = True
+        cur.drop(mask, "dclm_classifier")
+    return cur.alive, cur.texts, cur.removed, dup_rate
+
+
+def build(recipe: Recipe, docs: pa.Table, tok, budget: int, seed: int, c: CurationParams,
+          signatures: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
+    """Return exactly `budget` training tokens for `recipe` and its manifest."""
+    alive, texts, removed, dup_rate = curate(recipe, docs, c, signatures)
+    ids = docs.column("id").to_pylist()
+    domain = docs.column("domain").to_numpy(zero_copy_only=False)
+    if recipe.buckets:
+        key_name, key = "bucket", _column(recipe, docs, "bucket")
+    elif recipe.source == "crawl" and recipe.weights == "natural" and not recipe.domains:
+        key_name, key = "crawl", np.full(len(texts), "crawl", dtype=object)  # pages as they come
+    else:
+        key_name, key = "domain", domain
+    chars = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    available = {str(k): int(chars[alive & (key == k)].sum()) for k in np.unique(key[alive])}
+    if recipe.buckets:
+        total = sum(w for w in recipe.buckets.values() if w > 0)
+        weights = {b: w / total for b, w in sorted(recipe.buckets.items()) if w > 0}
+    else:
+        weights = domain_weights(recipe, available)
+    eos = tok.token_to_id(EOS)
+    docs_taken, pieces = [], []
+    for k, w in weights.items():
         need = int(np.ceil(w * budget))
-        d_idx = np.flatnonzero(candidate & (domain == d))
-        d_idx = d_idx[_domain_order([ids[i] for i in d_idx], seed)]
-        cum = np.cumsum(lengths[d_idx])
-        if len(cum) == 0 or cum[-1] < need:
-            have = int(cum[-1]) if len(cum) else 0
-            raise RecipeError(f"recipe {recipe.name!r}: domain {d!r} has {have} tokens after curation "
-                              f"but its share {w:.3f} of the {budget}-token budget needs {need}; "
-                              f"lower the budget (train.proxy_tokens / reference_tokens) or its weight")
-        k = int(np.searchsorted(cum, need))  # the last document is cut so the share is exact
-        take = lengths[d_idx[: k + 1]].copy()
-        take[-1] -= cum[k] - need
-        docs.append(d_idx[: k + 1])
-        takes.append(take)
-    docs, takes = np.concatenate(docs), np.concatenate(takes)
-    order = np.random.default_rng(seed).permutation(len(docs))
-    docs, takes = docs[order], takes[order]
-    eos_arr = np.array([eos], dtype=tokens.dtype)
-    stream = np.concatenate([np.concatenate((tokens[offsets[i]: offsets[i] + lengths[i] - 1], eos_arr))[:n]
-                             for i, n in zip(docs, takes)])[:budget]
+        k_idx = np.flatnonzero(alive & (key == k))
+        k_idx = k_idx[_seeded_order([ids[i] for i in k_idx], seed)]
+        got, pos = 0, 0
+        while got < need and pos < len(k_idx):
+            # encode about what is still needed (~4 characters a token), not whole long domains
+            room = np.cumsum(chars[k_idx[pos: pos + 512]]) < 4 * (need - got)
+            batch = k_idx[pos: pos + 1 + int(room.sum())]
+            pos += len(batch)
+            for i, arr in zip(batch, encode_texts(tok, [texts[i] for i in batch])):
+                arr = np.append(arr, eos).astype(arr.dtype)[: need - got]
+                docs_taken.append(i), pieces.append(arr)
+                got += len(arr)
+                if got >= need:
+                    break
+        if got < need:
+            raise RecipeError(f"recipe {recipe.name!r}: {key_name} {k!r} has {got} tokens after curation "
+                              f"but its share {w:.3f} of the {budget}-token budget needs {need}; lower "
+                              f"the budget (train.proxy_tokens / reference_tokens), its weight, or "
+                              f"loosen the curation (a bigger crawl.pages)")
+    order = np.random.default_rng(seed).permutation(len(pieces))
+    stream = np.concatenate([pieces[j] for j in order])[:budget] if pieces else np.zeros(0, dtype_for(1))
     if len(stream) < budget:
         raise RecipeError(f"recipe {recipe.name!r}: {len(stream)} tokens, fewer than the budget {budget}")
-    shares = {d: round(float(takes[domain[docs] == d].sum() / takes.sum()), 4) for d in weights}
+    taken = np.array(docs_taken)
+    lengths = np.array([len(x) for x in pieces])
+    shares = {str(k): round(float(lengths[key[taken] == k].sum() / lengths.sum()), 4) for k in weights}
     manifest = {
-        "recipe": recipe.name, "group": recipe.group, "tokens": int(len(stream)),
-        "docs": int(len(docs)),
-        "target_shares": {d: round(w, 4) for d, w in weights.items()},
-        "domain_shares": shares, "available_tokens": available,
-        "dedup": recipe.dedup, "removed": removed, "duplicate_rate": dup_rate,
+        "recipe": recipe.name, "group": recipe.group, "source": recipe.source,
+        "tokens": int(len(stream)), "docs": int(len(taken)),
+        "filters": list(recipe.filters), "dedup": recipe.dedup,
+        "target_shares": {k: round(w, 4) for k, w in weights.items()},
+        "shares": shares,
+        "domain_shares": {str(d): round(float(lengths[domain[taken] == d].sum() / lengths.sum()), 4)
+                          for d in np.unique(domain[taken])},
+        "available_chars": available, "removed": removed, "duplicate_rate": dup_rate,
     }
+    if "kind" in docs.column_names:
+        manifest["pages"] = _page_mix(docs, taken)
     return stream, manifest
+
+
+def _page_mix(docs: pa.Table, taken: np.ndarray) -> dict[str, int]:
+    """How many of the recipe's crawl pages carry each kind of damage: what curation let through."""
+    sub = docs.take(pa.array(taken))
+    kind = sub.column("kind").to_numpy(zero_copy_only=False)
+    copy = sub.column("copy").to_numpy(zero_copy_only=False)
+    mix = {k: int((kind == k).sum()) for k in ("page", "spam", "templated")}
+    for flag in ("boilerplate", "truncated", "shuffled"):
+        mix[flag] = int(np.asarray(sub.column(flag).to_numpy(zero_copy_only=False), dtype=bool).sum())
+    mix["exact_copies"] = int((copy == "exact").sum())
+    mix["near_copies"] = int((copy == "near").sum())
+    return mix

@@ -23,7 +23,10 @@ PAPER = {  # the paper's headline numbers (arXiv 2512.24503), shown beside ours
 def collect(p: Params, runs_dir: Path, runs_csv: Path, curves_csv: Path) -> pd.DataFrame:
     """One row per run (runs.csv) and one row per validation point (curves.csv)."""
     rows, curves = [], []
-    for path in sorted(runs_dir.glob("*/*/*.json")):
+    # only the declared recipes: a removed recipe's outputs stay in the workspace (DVC keeps them)
+    paths = sorted(path for role in ("proxies", "references") for name in p.recipes
+                   for path in (runs_dir / role / name).glob("*.json"))
+    for path in paths:
         r = json.loads(path.read_text())
         for point in r.pop("curve"):
             curves.append({"role": r["role"], "recipe": r["recipe"], "run_id": r["run_id"],
@@ -224,7 +227,7 @@ def _ci(row) -> str:
 def write_report(p: Params, reports: Path) -> None:
     metrics, detail, runs = _load(reports)
     cross = _rows(detail, "cross_scale", seed="mean", domain="mean")
-    manifests = [json.loads(f.read_text()) for f in sorted((reports / "recipes").glob("*.json"))]
+    manifests = [json.loads((reports / "recipes" / f"{name}.json").read_text()) for name in p.recipes]
     proxies, refs = runs[runs.role == "proxy"], runs[runs.role == "reference"]
     L = []
     L += ["# Can small proxies rank data recipes? Our reproduction at CPU scale", "",
@@ -277,12 +280,7 @@ def write_report(p: Params, reports: Path) -> None:
     if edges:
         L += ["", f"Warning: the best reference LR of {', '.join(edges)} sits at the edge of its grid; "
               f"the tuned ground truth may be better still outside it."]
-    L += ["", "## Recipes", "", "| recipe | group | docs | tokens | dedup | duplicate rate | domain shares |",
-          "|---|---|---|---|---|---|---|"]
-    for m in manifests:
-        shares = ", ".join(f"{d} {s:.2f}" for d, s in m["domain_shares"].items())
-        L.append(f"| {m['recipe']} | {m['group']} | {m['docs']:,} | {m['tokens']:,} | {m['dedup']} | "
-                 f"{_fmt(m['duplicate_rate'])} | {shares} |")
+    L += _recipe_section(p, reports, manifests)
     L += ["", "## More figures", ""]
     for name, caption in (("loss_scatter", "Proxy loss vs tuned reference loss"),
                           ("topk_regret", "Top-k decision regret"),
@@ -320,6 +318,48 @@ def write_report(p: Params, reports: Path) -> None:
           "- Later work found no benefit of tiny LRs for ranking fine-tuning data; we claim nothing "
           "beyond pretraining.", ""]
     write_text(reports / "report.md", "\n".join(L))
+
+
+def _curation(m: dict) -> str:
+    steps = list(m.get("filters", [])) + ([f"dedup {m['dedup']}"] if m["dedup"] != "none" else [])
+    return ", ".join(steps) or "-"
+
+
+def _recipe_section(p: Params, reports: Path, manifests: list[dict]) -> list[str]:
+    """Each recipe's definition, size, shares and what every curation step removed."""
+    L = ["", "## Recipes", "",
+         "Every recipe holds exactly the same token budget. Curation runs in the published order: "
+         "rule filters, then dedup of what survived, then the model-based filter. *Removed* counts "
+         "documents per rule (characters in the manifest, `reports/recipes/<recipe>.json`).", "",
+         "| recipe | group | source | curation | docs | tokens | dup. rate | removed (docs) | shares |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for m in manifests:
+        shares = ", ".join(f"{d} {s:.2f}" for d, s in m["shares"].items())
+        removed = ", ".join(f"{k} {v['docs']:,}" for k, v in m["removed"].items() if v["docs"]) or "-"
+        L.append(f"| {m['recipe']} | {m['group']} | {m['source']} | {_curation(m)} | {m['docs']:,} | "
+                 f"{m['tokens']:,} | {_fmt(m['duplicate_rate'])} | {removed} | {shares} |")
+    crawled = [m for m in manifests if "pages" in m]
+    if crawled:
+        kinds = list(crawled[0]["pages"])
+        L += ["", "What reached each crawl recipe (pages by kind of damage, out of the pages it took):", "",
+              "| recipe | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+        L += [f"| {m['recipe']} | " + " | ".join(f"{m['pages'][k]:,}" for k in kinds) + " |" for m in crawled]
+    crawl_file, curate_file = reports / "crawl.json", reports / "curate.json"
+    if crawled and crawl_file.exists() and curate_file.exists():
+        c, q = json.loads(crawl_file.read_text()), json.loads(curate_file.read_text())
+        L += ["", "### The web-like crawl", "",
+              f"{c['pages']:,} pages ({c['chars'] / 1e6:.1f}M characters) made from training-pool text by "
+              f"`crawl` in params.yaml: {c['kinds']['spam']:,} real spam mails, {c['kinds']['templated']:,} "
+              f"templated shop pages, {c['boilerplate']:,} with site boilerplate, {c['truncated']:,} "
+              f"truncated, {c['shuffled']:,} word-shuffled, {c['exact_copies']:,} exact and "
+              f"{c['near_copies']:,} near copies (up to {c['max_copies_of_one_page']} of one page).",
+              f"CCNet-style perplexity: a {p.curation.perplexity.order}-gram model on "
+              f"{q['reference_docs']:,} reference documents ({', '.join(p.curation.reference_domains)}); "
+              f"bucket cuts at the {p.curation.perplexity.head_pct:g}th / {p.curation.perplexity.tail_pct:g}th "
+              f"percentile. DCLM-style classifier: held-out accuracy {q['classifier_heldout_accuracy']:.3f}, "
+              f"keeps the top {p.curation.dclm.keep_frac:.0%}. {q['contaminated']:,} pages near validation "
+              f"text were removed from every recipe.", ""]
+    return L
 
 
 def _conclusion(p: Params, cross: pd.DataFrame, metrics: dict, curves: pd.DataFrame) -> str:

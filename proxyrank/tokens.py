@@ -1,7 +1,7 @@
 """Tokenizer and token arrays.
 
-The pool is encoded once (not once per recipe): recipes then select documents by exact token
-counts and every recipe holds exactly the same number of tokens.
+Validation text is encoded once into exactly `train.valid_tokens` per domain; recipes encode
+only the documents they take (recipes.build), so a bigger pool or crawl costs nothing per recipe.
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from proxyrank.files import atomic_path
 
@@ -102,22 +101,6 @@ def encode_texts(tok, texts: list[str], batch: int = 2000) -> list[np.ndarray]:
     for i in range(0, len(texts), batch):
         out.extend(np.asarray(e.ids, dtype=dtype) for e in tok.encode_batch(texts[i:i + batch]))
     return out
-
-
-def encode_pool(tok, pool: pa.Table, tokens_path: Path, index_path: Path) -> int:
-    """All pool documents as one flat array plus an index (id, domain, offset, length)."""
-    pieces = encode_texts(tok, pool.column("text").to_pylist())
-    lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces))
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    flat = np.concatenate(pieces) if pieces else np.zeros(0, dtype=dtype_for(tok.get_vocab_size()))
-    with atomic_path(tokens_path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, flat, allow_pickle=False)
-    index = pa.table({"id": pool.column("id"), "domain": pool.column("domain"),
-                      "offset": offsets, "length": lengths})
-    with atomic_path(index_path) as tmp:
-        pq.write_table(index, tmp)
-    return int(lengths.sum())
 
 
 def encode_valid(tok, valid: pa.Table, domains: list[str], n_tokens: int, out_dir: Path) -> dict[str, int]:

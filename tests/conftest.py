@@ -64,6 +64,7 @@ def smoke_params(manifest: Path) -> dict:
     params["corpus"] = {"sources": [f"local-{d}" for d in ("code", "techdocs", "wiki")],
                         "manifest": str(manifest), "allow_missing": False}
     params["split"] = {"valid_domains": ["code", "techdocs", "wiki"], "valid_chars": 20000}
+    params["crawl"]["domains"] = ["code", "techdocs", "wiki"]
     return params
 
 

@@ -25,14 +25,15 @@ _DELETE = object()
 
 def test_smoke_profile_is_valid(params_dict):
     p = parse_params(params_dict)
-    assert set(p.recipes) == {"mix-natural", "mix-uniform", "dedup-exact"}
+    assert {r.group for r in p.recipes.values()} == {"mixing", "corpus", "quality", "dedup"}
     assert p.recipe("mix-uniform").name == "mix-uniform"
     assert p.budget_tokens == max(p.train.proxy_tokens, p.train.reference_tokens)
 
 
-def test_default_params_are_valid():
+def test_default_params_declare_the_papers_23_recipes():
     p = load_params("params.yaml")
-    assert len(p.recipes) >= 3 and len({r.group for r in p.recipes.values()}) >= 2
+    groups = [r.group for r in p.recipes.values()]
+    assert {g: groups.count(g) for g in set(groups)} == {"mixing": 10, "corpus": 3, "quality": 6, "dedup": 4}
 
 
 @pytest.mark.parametrize("path,value,expect", [
@@ -41,7 +42,22 @@ def test_default_params_are_valid():
     (("recipes", "mix-natural", "weights"), {"nowhere": 1.0}, "unknown domain(s) nowhere"),
     (("recipes", "mix-natural", "weights"), {"code": 0.0}, "sum to a positive number"),
     (("recipes", "mix-natural", "weights"), {"code": -1.0, "wiki": 2.0}, "must be >= 0"),
-    (("recipes", "mix-natural", "dedup"), "fuzzy", "allowed: none, exact"),
+    (("recipes", "mix-natural", "dedup"), "fuzzy", "allowed: none, exact, minhash, aggressive"),
+    (("recipes", "mix-natural", "dedup"), "minhash", "add `source: crawl`"),
+    (("recipes", "mix-natural", "filters"), ["c4"], "add `source: crawl`"),
+    (("recipes", "corpus-c4", "filters"), ["c4", "gopher"], "did you mean 'gopher_quality'"),
+    (("recipes", "corpus-c4", "filters"), ["c4", "c4"], "each filter once"),
+    (("recipes", "corpus-c4", "source"), "web", "recipes.corpus-c4.source: unknown value 'web'"),
+    (("recipes", "quality-head", "buckets"), {"top": 1.0}, "allowed: head, middle, tail"),
+    (("recipes", "quality-head", "buckets"), {"head": 0.0}, "sum to a positive number"),
+    (("crawl", "domains"), ["klingon"], "crawl.domains: unknown or no domain(s) klingon"),
+    (("crawl", "spam"), 1.5, "crawl.spam: a share in [0, 1)"),
+    (("crawl", "dup_zipf"), 1.0, "Zipf exponent must be > 1"),
+    (("curation", "reference_domains"), [], "curation.reference_domains: unknown or no domain"),
+    (("curation", "minhash"), {"num_perm": 100, "bands": 16}, "curation.minhash: "),
+    (("curation", "perplexity"), {"head_pct": 70.0, "tail_pct": 60.0}, "curation.perplexity: "),
+    (("curation", "dclm"), {"keep_frac": 0.0}, "curation.dclm: "),
+    (("curation", "gopher_quality"), {"skip": ["gopher_nope"]}, "curation.gopher_quality: "),
     (("recipes", "mix-natural", "temperature"), 0, "must be > 0"),
     (("recipes", "mix-natural", "domains"), ["code", "klingon"], "unknown domain(s) klingon"),
     (("proxies", 0, "lrs"), [3e-3, 0.0], "proxies[0].lrs[1]: must be > 0"),
@@ -101,7 +117,7 @@ def test_check_command_validates_without_running(tmp_path, params_dict, capsys):
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump(params_dict))
     assert main(["check", "--params", str(good)]) == 0
-    assert "params ok: 3 recipes, 21 training runs" in capsys.readouterr().out
+    assert "params ok: 6 recipes, 42 training runs" in capsys.readouterr().out
     params_dict["proxies"][0]["lrs"] = [0.0]
     good.write_text(yaml.safe_dump(params_dict))
     assert main(["check", "--params", str(good)]) == 2

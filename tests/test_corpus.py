@@ -9,6 +9,9 @@ import yaml
 
 from proxyrank import corpus
 from proxyrank.corpus import FetchError, fetch, load_sources, read_docs, split
+from proxyrank.dedup import MinHashParams
+
+NEAR = MinHashParams()
 
 
 def _manifest(tmp_path, **overrides):
@@ -82,7 +85,7 @@ def _docs():
 
 
 def test_split_holds_out_whole_groups_and_decontaminates(tmp_path):
-    stats = split(_docs(), ["a"], 600, 0, tmp_path / "v.parquet", tmp_path / "p.parquet")
+    stats = split(_docs(), ["a"], 600, 0, tmp_path / "v.parquet", tmp_path / "p.parquet", NEAR)
     valid, pool = pq.read_table(tmp_path / "v.parquet"), pq.read_table(tmp_path / "p.parquet")
     held = set(valid.column("group").to_pylist())
     assert held and not held & set(pool.column("group").to_pylist())
@@ -90,10 +93,28 @@ def test_split_holds_out_whole_groups_and_decontaminates(tmp_path):
     assert set(valid.column("domain").to_pylist()) == {"a"}
     assert len(valid) + len(pool) + stats["decontaminated_docs"] == len(_docs())
     assert ("a3" in held) == ("stray" not in pool.column("id").to_pylist())
-    again = split(_docs(), ["a"], 600, 0, tmp_path / "v2.parquet", tmp_path / "p2.parquet")
+    again = split(_docs(), ["a"], 600, 0, tmp_path / "v2.parquet", tmp_path / "p2.parquet", NEAR)
     assert again == stats and pq.read_table(tmp_path / "v2.parquet").equals(valid)
 
 
 def test_split_refuses_a_domain_too_small(tmp_path):
     with pytest.raises(ValueError, match="domain 'a' has only .* split.valid_chars=10000000"):
-        split(_docs(), ["a"], 10_000_000, 0, tmp_path / "v.parquet", tmp_path / "p.parquet")
+        split(_docs(), ["a"], 10_000_000, 0, tmp_path / "v.parquet", tmp_path / "p.parquet", NEAR)
+
+
+def test_split_drops_near_duplicates_of_validation_text(tmp_path):
+    """A lightly edited copy of a held-out document (another group, so not held out with it) and
+    its exact copy leave the pool; an unrelated document stays."""
+    from pydoc_data.topics import topics
+
+    prose = [t for _, t in sorted(topics.items()) if len(t) > 3000][:3]
+    words = prose[0].split()
+    edited = " ".join(w.upper() if i % 40 == 0 else w for i, w in enumerate(words)) + " Addendum."
+    rows = {c: [] for c in corpus.DOC_COLUMNS}
+    for i, (text, group) in enumerate([(prose[0], "held"), (edited, "copy"), (prose[0], "exact"),
+                                       (prose[1], "other"), (prose[2], "third")]):
+        for c, v in zip(corpus.DOC_COLUMNS, (f"d{i}", "s", "a" if group == "held" else "b", "CC0", group, text)):
+            rows[c].append(v)
+    stats = split(pa.table(rows), ["a"], 100, 0, tmp_path / "v.parquet", tmp_path / "p.parquet", NEAR)
+    pool = pq.read_table(tmp_path / "p.parquet").column("group").to_pylist()
+    assert sorted(pool) == ["other", "third"] and stats["decontaminated_docs"] == 2

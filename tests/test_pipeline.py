@@ -56,19 +56,47 @@ def study(tmp_path_factory, local_corpus) -> Path:
 
 def test_repro_produces_reports(study):
     metrics = json.loads((study / "reports" / "metrics.json").read_text())
-    assert metrics["n_recipes"] == 3 and metrics["n_pairs"] == 3
+    assert metrics["n_recipes"] == 6 and metrics["n_pairs"] == 15
     assert set(metrics) >= {"gpt2", "opt"}
     assert -1 <= metrics["gpt2"]["spearman_standard"] <= 1
     runs = pd.read_csv(study / "reports" / "runs.csv")
-    assert len(runs) == 3 * (3 + 2 + 2)
+    assert len(runs) == 6 * (3 + 2 + 2)
     assert set(runs.role) == {"proxy", "reference"} and runs.loss_mean.notna().all()
     assert {"loss_code", "loss_techdocs", "loss_wiki"} <= set(runs.columns)
     report = (study / "reports" / "report.md").read_text()
     assert "## Headline" in report and "figures/spearman_vs_lr.png" in report
+    assert "### The web-like crawl" in report and "| corpus-dclm | corpus | crawl |" in report
     pngs = list((study / "reports" / "figures").glob("*.png"))
     assert pngs and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
-    manifest = json.loads((study / "reports" / "recipes" / "dedup-exact.json").read_text())
-    assert manifest["tokens"] == 40960 and manifest["removed"]["exact_dedup"]["docs"] >= 0
+    for name in ("mix-natural", "corpus-c4", "corpus-dclm", "quality-head", "dedup-aggressive"):
+        m = json.loads((study / "reports" / "recipes" / f"{name}.json").read_text())
+        assert m["tokens"] == 40960, name
+    dclm = json.loads((study / "reports" / "recipes" / "corpus-dclm.json").read_text())
+    assert dclm["removed"]["dclm_classifier"]["docs"] > 0 and "gopher_dup_line_frac" in dclm["removed"]
+    assert json.loads((study / "reports" / "curate.json").read_text())["classifier_heldout_accuracy"] > 0.5
+
+
+def test_a_recipe_added_in_params_builds_without_code_changes(study):
+    """Only the new recipe's stages (and the summaries) are out of date; then it is in the results."""
+    params = yaml.safe_load((study / "params.yaml").read_text())
+    try:
+        added = json.loads(json.dumps(params))
+        added["recipes"]["mine"] = {"group": "quality", "source": "crawl", "dedup": "minhash",
+                                    "buckets": {"middle": 2, "tail": 1}}
+        (study / "params.yaml").write_text(yaml.safe_dump(added, sort_keys=False))
+        status = _sh(["dvc", "status"], study).stdout
+        assert "recipe@mine" in status and "proxies@mine" in status
+        assert "recipe@mix-natural" not in status and "proxies@corpus-c4" not in status
+        _sh(["dvc", "repro", "collect"], study)
+        m = json.loads((study / "reports" / "recipes" / "mine.json").read_text())
+        assert m["shares"] == {"middle": 0.6667, "tail": 0.3333} and m["tokens"] == 40960
+        assert "mine" in set(pd.read_csv(study / "reports" / "runs.csv").recipe)
+    finally:  # removing a recipe: drop it from params and delete its outputs (README)
+        (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        for out in ("data/recipes/mine", "data/runs/proxies/mine", "data/runs/references/mine"):
+            shutil.rmtree(study / out, ignore_errors=True)
+        (study / "reports" / "recipes" / "mine.json").unlink(missing_ok=True)
+        _sh(["dvc", "repro"], study)
 
 
 def test_second_repro_does_nothing(study):

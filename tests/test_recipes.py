@@ -1,31 +1,49 @@
-"""Recipe building: exact budgets, domain shares, dedup, clear errors."""
+"""Recipe building: exact budgets and shares, curation order and counts, clear errors."""
 import numpy as np
 import pyarrow as pa
 import pytest
+from pydoc_data.topics import topics
 
-from proxyrank.config import Recipe
-from proxyrank.recipes import RecipeError, build, domain_weights, exact_duplicates
+from proxyrank import tokens
+from proxyrank.config import CurationParams, Recipe
+from proxyrank.corpus import text_key
+from proxyrank.dedup import MinHashParams, minhash_signatures
+from proxyrank.recipes import RecipeError, build, domain_weights
+
+# real prose, one copy of each paragraph (the docs repeat some)
+TEXTS = list({text_key(p): p for _, v in sorted(topics.items()) for p in v.split("\n\n") if len(p) > 300}.values())
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tokens.train_bpe(TEXTS, 400)
 
 
 def _pool():
-    """Two domains; 'b' has planted exact and reformatted duplicates."""
-    ids, domains, texts, lengths = [], [], [], []
-    for i in range(50):
-        ids.append(f"a{i}"), domains.append("a"), texts.append(f"alpha document {i}"), lengths.append(10)
+    """Two domains of real text; 'b' has planted exact and reformatted duplicates."""
+    ids, domains, texts = [], [], []
+    for i, t in enumerate(TEXTS[:60]):
+        ids.append(f"a{i}"), domains.append("a"), texts.append(t)
     for i in range(30):
-        text = "beta dup" if i % 3 == 0 else ("BETA, dup!" if i % 3 == 1 else f"beta {i}")
-        ids.append(f"b{i}"), domains.append("b"), texts.append(text), lengths.append(20)
-    lengths = np.array(lengths)
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    tokens = np.concatenate([np.full(n, 1 + (d == "b"), dtype=np.uint16) for n, d in zip(lengths, domains)])
-    pool = pa.table({"id": ids, "domain": domains, "text": texts})
-    index = pa.table({"id": ids, "domain": domains, "offset": offsets, "length": lengths})
-    return pool, index, tokens
+        base = TEXTS[60 + i]
+        text = TEXTS[60] if i % 3 == 0 else (TEXTS[60].upper() if i % 3 == 1 else base)
+        ids.append(f"b{i}"), domains.append("b"), texts.append(text)
+    return pa.table({"id": ids, "domain": domains, "text": texts})
 
 
-def test_exact_duplicates_ignore_case_punctuation_and_spacing():
-    assert exact_duplicates(["Hello, world", "hello world!", "hello  WORLD", "other"]).tolist() == \
-        [False, True, True, False]
+def _crawl():
+    """A tiny annotated crawl: rule verdicts, buckets, scores and one contaminated page set by hand."""
+    n = 80
+    texts = [TEXTS[i % 70] + ("" if i < 70 else " (copy)") for i in range(n)]
+    c4_fail = [("c4_min_sentences" if i % 10 == 0 else None) for i in range(n)]
+    gq_fail = [("gopher_min_words" if i % 10 == 1 else None) for i in range(n)]
+    return pa.table({
+        "id": [f"crawl:{i}" for i in range(n)], "domain": ["web"] * n, "text": texts,
+        "contaminated": [i == 5 for i in range(n)],
+        "c4_text": [None if c4_fail[i] else texts[i][:-1] for i in range(n)], "c4_fail": c4_fail,
+        "gopher_quality_fail": gq_fail, "gopher_repetition_fail": [None] * n,
+        "perplexity": np.linspace(10, 100, n), "bucket": ["head"] * 24 + ["middle"] * 24 + ["tail"] * 32,
+        "dclm_score": np.linspace(1, 0, n)})
 
 
 def test_weights():
@@ -37,28 +55,60 @@ def test_weights():
     assert domain_weights(Recipe(group="g", weights={"b": 3.0, "a": 1.0}), avail) == {"a": 0.25, "b": 0.75}
 
 
-def test_build_fills_budget_exactly_with_target_shares():
-    pool, index, tokens = _pool()
-    stream, m = build(Recipe(group="g", weights={"a": 1.0, "b": 1.0}, name="r"), pool, index, tokens,
-                      eos=0, budget=400, seed=0)
-    assert len(stream) == 400 and m["tokens"] == 400
-    assert m["target_shares"] == m["domain_shares"] == {"a": 0.5, "b": 0.5}
-    assert (stream == 1).sum() + (stream == 2).sum() + (stream == 0).sum() == 400
-    assert 180 <= (stream == 1).sum() <= 200  # 200 tokens of domain a, EOS included
+def test_build_fills_budget_exactly_with_target_shares(tok):
+    stream, m = build(Recipe(group="g", weights={"a": 1.0, "b": 1.0}, name="r"), _pool(), tok, 4000, 0,
+                      CurationParams(), {})
+    assert len(stream) == 4000 == m["tokens"]
+    assert m["target_shares"] == m["shares"] == m["domain_shares"] == {"a": 0.5, "b": 0.5}
+    assert (stream == tok.token_to_id(tokens.EOS)).sum() >= 2  # documents end with EOS
 
 
-def test_build_is_deterministic_and_dedup_removes_planted_copies():
-    pool, index, tokens = _pool()
+def test_build_is_deterministic_and_exact_dedup_removes_planted_copies(tok):
     r = Recipe(group="g", dedup="exact", name="r")
-    s1, m1 = build(r, pool, index, tokens, eos=0, budget=300, seed=0)
-    s2, m2 = build(r, pool, index, tokens, eos=0, budget=300, seed=0)
+    s1, m1 = build(r, _pool(), tok, 3000, 0, CurationParams(), {})
+    s2, m2 = build(r, _pool(), tok, 3000, 0, CurationParams(), {})
     assert np.array_equal(s1, s2) and m1 == m2
-    assert m1["removed"]["exact_dedup"]["docs"] == 19  # 20 copies of "beta dup", one kept
-    assert m1["duplicate_rate"] == pytest.approx(19 / 80)
+    assert m1["removed"]["dedup_exact"]["docs"] == 19  # 20 copies of one text, one kept
+    assert m1["duplicate_rate"] == pytest.approx(19 / 90, abs=1e-4)
+    s3, _ = build(r, _pool(), tok, 3000, 1, CurationParams(), {})
+    assert not np.array_equal(s1, s3)
 
 
-def test_recipe_that_cannot_fill_its_budget_names_itself():
-    pool, index, tokens = _pool()
-    with pytest.raises(RecipeError, match=r"recipe 'big': domain 'b' has .* tokens after curation"):
-        build(Recipe(group="g", weights={"b": 1.0}, dedup="exact", name="big"), pool, index, tokens,
-              eos=0, budget=500, seed=0)
+def test_recipe_that_cannot_fill_its_budget_names_itself(tok):
+    with pytest.raises(RecipeError, match=r"recipe 'big': domain 'b' has \d+ tokens after curation"):
+        build(Recipe(group="g", weights={"b": 1.0}, dedup="exact", name="big"), _pool(), tok, 10**6, 0,
+              CurationParams(), {})
+
+
+def test_crawl_curation_order_counts_and_buckets(tok):
+    c = CurationParams()
+    crawl = _crawl()
+    r = Recipe(group="corpus", source="crawl", filters=["c4", "gopher_quality", "dclm"], name="r")
+    _, m = build(r, crawl, tok, 1000, 0, c, {})
+    removed = m["removed"]
+    assert removed["decontamination"]["docs"] == 1
+    assert removed["c4_min_sentences"]["docs"] == 8 and removed["gopher_min_words"]["docs"] == 8
+    assert removed["gopher_max_words"]["docs"] == 0  # every rule is listed, zeros included
+    alive = 80 - 1 - 8 - 8
+    assert removed["dclm_classifier"]["docs"] == alive - round(c.dclm.keep_frac * alive)
+    q = Recipe(group="quality", source="crawl", buckets={"head": 1, "tail": 3}, name="q")
+    _, mq = build(q, crawl, tok, 2000, 0, c, {})
+    assert mq["shares"] == mq["target_shares"] == {"head": 0.25, "tail": 0.75}
+
+
+def test_near_dedup_uses_signatures_of_what_survived(tok):
+    crawl = _crawl()
+    mh = MinHashParams()
+    sig = minhash_signatures(crawl.column("text").to_pylist(), mh, seed=0)
+    r = Recipe(group="dedup", source="crawl", dedup="minhash", name="d")
+    _, m = build(r, crawl, tok, 2000, 0, CurationParams(), {"minhash": sig, "aggressive": sig})
+    # ten " (copy)" pages, but the original of crawl:75 (crawl:5) was removed as contaminated, so
+    # that copy is the first of its cluster among the survivors and stays
+    assert m["removed"]["dedup_minhash"]["docs"] == 9
+    assert m["duplicate_rate"] == pytest.approx(9 / 79, abs=1e-4)
+
+
+def test_filters_need_an_annotated_source(tok):
+    r = Recipe(group="corpus", source="crawl", filters=["c4"], name="c")
+    with pytest.raises(RecipeError, match="needs the curation column 'c4_fail'"):
+        build(r, _pool(), tok, 1000, 0, CurationParams(), {})

@@ -30,8 +30,10 @@ def reports(tmp_path, params_dict):
                 curves.append({"role": role, "recipe": recipe, "run_id": "r", "family": fam, "lr": lr,
                                "seed": seed, "step": step, "tokens": step * 50, "loss_mean": loss + 1 / step})
         write_json(tmp_path / "recipes" / f"{recipe}.json",
-                   {"recipe": recipe, "group": p.recipes[recipe].group, "docs": 3, "tokens": 100, "dedup": "none",
-                    "duplicate_rate": None, "domain_shares": {"code": 1.0}})
+                   {"recipe": recipe, "group": p.recipes[recipe].group, "source": p.recipes[recipe].source,
+                    "docs": 3, "tokens": 100, "filters": ["c4"], "dedup": "exact", "duplicate_rate": 0.25,
+                    "shares": {"code": 1.0}, "domain_shares": {"code": 1.0},
+                    "removed": {"c4_min_sentences": {"docs": 7, "chars": 700}}})
     runs = pd.DataFrame(rows)
     runs.to_csv(tmp_path / "runs.csv", index=False)
     pd.DataFrame(curves).to_csv(tmp_path / "curves.csv", index=False)
@@ -65,4 +67,5 @@ def test_report_numbers_come_from_metrics(reports):
     for fam in p.analysis.standard_lr:
         assert f"| {fam} | {metrics[fam]['spearman_standard']:.3f} [" in text
     assert "**Does the finding reproduce at this scale?**" in text
-    assert all(f"| {r} |" in text for r in p.recipes)
+    assert all(f"| {r} | {p.recipes[r].group} | {p.recipes[r].source} | c4, dedup exact | 3 | 100 | 0.250 | "
+               f"c4_min_sentences 7 | code 1.00 |" in text for r in p.recipes)

@@ -1,0 +1,528 @@
+"""Document deduplication as pretraining-data teams do it: exact, MinHash-LSH near-duplicate,
+repeated-paragraph removal and decontamination against held-out text.
+
+Why: web-scale corpora repeat themselves (mirrors, boilerplate, templated pages, quoted
+licences), and repeated text both wastes the token budget and shifts what a model learns;
+C4, Gopher, RefinedWeb, FineWeb and DCLM all deduplicate, and a data recipe that does or does
+not deduplicate is one of the recipe choices this study ranks. Validation text and its
+near-copies must also stay out of training (`contaminated`), or the proxies' losses measure
+memorisation.
+
+How, and why this way (the scale requirements of the issue):
+
+- Streaming. Texts are read from any iterable in chunks of at most `CHUNK_DOCS` documents /
+  `CHUNK_CHARS` characters; only the (n, num_perm) uint32 signature matrix (4 * num_perm bytes
+  a document: 512 B at num_perm=128) and the union-find parents are held for the corpus, never
+  shingle lists or pairwise comparisons.
+- Vectorised hashing. A chunk is normalised (lowercase, punctuation stripped: the words of
+  `proxyrank.corpus.text_key`'s normalisation; ASCII texts by a numpy byte table, others by
+  text_key's regex), encoded to UTF-8 once and hashed with numpy:
+  each word by a polynomial hash over its bytes (mod 2**64), each word 5-gram by a polynomial
+  over its word hashes, both finished with the splitmix64 mixer, keeping 32 bits per shingle.
+  Stable across processes and runs (not Python's salted `hash()`).
+- Permutations. num_perm hash functions h(x) = ((a*x + b) mod 2**64) >> 32 with a, b drawn
+  from `numpy.random.default_rng(seed)`: Dietzfelbinger's multiply-add-shift scheme, strongly
+  universal for 32-bit keys and exact in uint64 arithmetic (wrap-around *is* the mod), where
+  the classic a*x+b mod (2**61-1) (datasketch's legacy scheme) needs 128-bit products to be
+  exact; datasketch 2.0 defaults to a*x+b mod 2**32 with odd a.
+  Signatures are uint32: 32-bit minima are what the estimator compares, and a spurious equal
+  minimum has probability 2**-32 per position, far below the estimator's own noise (~1/num_perm).
+- LSH. The signature is cut into `bands` bands of `rows` values; each band is hashed to one
+  uint64 and grouped by sorting. Within a bucket every document is compared with the bucket's
+  first document and with its predecessor (linear in the bucket size, as datatrove pairs each
+  bucket member with the first one), pairs already in one cluster are skipped, and a pair is a
+  duplicate only if its signature-estimated Jaccard (share of equal minima) is >= threshold.
+  Verified pairs are joined by union-find; the first document of each cluster is kept.
+- Both cores. `workers > 1` hashes chunks in a process pool; a document's signature depends only
+  on its text and the seed, so the output is the same for any `workers` and chunking.
+
+`from __future__ import annotations` keeps annotations such as `Iterable[str]` and
+`np.ndarray` unevaluated at import time, as in the rest of the package (Python >= 3.10).
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+# one normalisation (text_key's) for exact and near dedup
+from proxyrank.corpus import _NON_WORD, text_key
+
+CHUNK_DOCS = 2048
+CHUNK_CHARS = 1 << 19  # ~0.5 MB of text per chunk: ~45 bytes of numpy arrays per character (~22 MB)
+EMPTY = np.uint32(0xFFFFFFFF)  # every minimum of a text with no words (no shingles)
+
+_U64 = np.uint64
+_BYTE_PRIME = 0x100000001B3  # FNV-1a's 64-bit prime (odd): the per-byte polynomial base
+_WORD_BASE = 0x9E3779B97F4A7C15  # 2**64 / golden ratio (odd): the per-word polynomial base
+_MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class MinHashParams:
+    """Near-duplicate detection settings (fields are plain int/float/bool for the YAML builder).
+
+    Defaults: 128 permutations in 16 bands of 8 rows, word 5-grams, estimated Jaccard >= 0.8.
+    - num_perm=128: the cost scales with it; 128 is datasketch's default and keeps a 2-core
+      laptop fast. RefinedWeb uses 9000 hashes over 5-grams for a much sharper S-curve at
+      web scale; datatrove's default is 112 (14 buckets x 8 hashes).
+    - bands=16 (rows=8): datatrove's 8 hashes per bucket; with 16 bands the LSH S-curve
+      1-(1-J**8)**16 crosses 0.5 at J ~ 0.69 and gives P(candidate) = 0.9999 at J = 0.9,
+      0.947 at 0.8, 0.61 at 0.7, 0.061 at 0.5. Candidates are then verified by the estimated
+      Jaccard over all 128 minima (>= 103 equal), so the probability that a pair is removed
+      (`detection_probability`) is 0.9995 at J = 0.9, 0.93 at 0.85, 0.50 at 0.8, 0.09 at 0.75,
+      0.005 at 0.7, 6e-7 at 0.6 and 1e-12 at 0.5.
+      `bands` sets where the S-curve rises, (1/bands)**(1/rows); `threshold` only verifies
+      candidates. A threshold well below that point needs more bands, else the S-curve, not
+      the threshold, decides: at threshold=0.5 with bands=16 a pair is removed with probability
+      0.05 at J = 0.5, 0.24 at 0.6 and 0.61 at 0.7; with bands=32 (rows=4): 0.51, 0.98, 1.0.
+    - shingle=5: word 5-grams of the normalised text, as Gopher/RefinedWeb/datatrove (a text
+      with fewer words is one shingle of all its words).
+    - threshold=0.8: the ~0.8 Jaccard that Gopher/RefinedWeb-style pipelines target (datasketch's
+      MinHashLSH defaults to 0.9); below it, pairs are paraphrase-like rather than copies.
+    - paragraph=False: paragraph dedup (DCLM's BFF in paragraph mode, CCNet's paragraph hashes)
+      is opt-in; it edits documents rather than dropping them.
+    - min_paragraph_chars=70: BFF as run for DCLM (--min-ngram-size 13) never removes a
+      paragraph shorter than its 13-word n-gram; 13 words are ~70 normalised characters in this
+      study's pool (5.35 characters a word with its space); measured on the stripped
+      paragraph. Shorter paragraphs ("Example:",
+      "Returns", `import os`, "Amen.") are structure that legitimately recurs.
+    """
+
+    num_perm: int = 128
+    bands: int = 16
+    shingle: int = 5
+    threshold: float = 0.8
+    paragraph: bool = False
+    min_paragraph_chars: int = 70
+
+    def __post_init__(self):
+        for name in ("num_perm", "bands", "shingle", "min_paragraph_chars"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise TypeError(f"MinHashParams.{name}: expected an integer, got {value!r}")
+        if self.num_perm < 1:
+            raise ValueError(f"MinHashParams.num_perm: must be >= 1, got {self.num_perm}")
+        if not 1 <= self.bands <= self.num_perm or self.num_perm % self.bands:
+            raise ValueError(f"MinHashParams.bands: {self.bands} does not divide num_perm={self.num_perm} "
+                             f"(rows per band = num_perm // bands must be a whole number >= 1); "
+                             f"choose a divisor such as {_divisors_hint(self.num_perm)}")
+        if self.shingle < 1:
+            raise ValueError(f"MinHashParams.shingle: must be >= 1 word, got {self.shingle}")
+        if self.min_paragraph_chars < 0:
+            raise ValueError(f"MinHashParams.min_paragraph_chars: must be >= 0, got {self.min_paragraph_chars}")
+        t = self.threshold
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.floating)):
+            raise TypeError(f"MinHashParams.threshold: expected a number, got {t!r}")
+        if not 0 < t <= 1:
+            raise ValueError(f"MinHashParams.threshold: must be a number in (0, 1], got {t!r}")
+        if not isinstance(self.paragraph, (bool, np.bool_)):
+            raise TypeError(f"MinHashParams.paragraph: expected true or false, got {self.paragraph!r}")
+
+    @property
+    def rows(self) -> int:
+        return self.num_perm // self.bands
+
+    @property
+    def min_matches(self) -> int:
+        """Equal minima needed for an estimated Jaccard >= threshold."""
+        return max(1, math.ceil(self.threshold * self.num_perm - 1e-9))
+
+
+def _divisors_hint(n: int) -> str:
+    divs = [d for d in range(1, n + 1) if n % d == 0]
+    return ", ".join(map(str, divs[:12])) + (", ..." if len(divs) > 12 else "")
+
+
+def candidate_probability(jaccard: float, p: MinHashParams) -> float:
+    """LSH S-curve: probability that a pair with this Jaccard shares at least one band."""
+    return 1.0 - (1.0 - jaccard ** p.rows) ** p.bands
+
+
+def detection_probability(jaccard: float, p: MinHashParams) -> float:
+    """Probability that a pair with this Jaccard is flagged: a candidate in some band *and*
+    at least `p.min_matches` equal minima of num_perm, under the ideal model in which each
+    minimum agrees independently with probability `jaccard` (exact, by dynamic programming)."""
+    r = p.rows
+    band = np.array([math.comb(r, k) * jaccard ** k * (1 - jaccard) ** (r - k) for k in range(r + 1)])
+    dist = np.zeros((2, p.num_perm + 1))  # [any full band so far?, equal minima so far]
+    dist[0, 0] = 1.0
+    for _ in range(p.bands):
+        new = np.zeros_like(dist)
+        for k in range(r + 1):
+            shifted = np.roll(dist, k, axis=1) * band[k]
+            if k == r:
+                new[1] += shifted[0] + shifted[1]
+            else:
+                new += shifted
+        dist = new
+    return float(dist[1, p.min_matches:].sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# hashing
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser (in place on a uint64 array): every input bit moves every output bit."""
+    x ^= x >> _U64(30)
+    x *= _U64(0xBF58476D1CE4E5B9)
+    x ^= x >> _U64(27)
+    x *= _U64(0x94D049BB133111EB)
+    x ^= x >> _U64(31)
+    return x
+
+
+def _powers(base: int, n: int) -> np.ndarray:
+    out = np.full(max(n, 1), base, dtype=_U64)
+    out[0] = 1
+    return np.multiply.accumulate(out, out=out)  # wraps mod 2**64, as intended
+
+
+def _normalise(text: str) -> str:
+    """Lowercase, punctuation and spacing collapsed to single spaces (text_key's normalisation)."""
+    return _NON_WORD.sub(" ", text.lower()).strip()
+
+
+def words(text: str) -> list[str]:
+    """The normalised words that shingles are made of (for tests and inspection)."""
+    return _normalise(text).split()
+
+
+def _byte_classes() -> np.ndarray:
+    """Byte -> lowercased byte for ASCII letters and digits, 0 (a word break) for other ASCII;
+    bytes >= 0x80 (inside UTF-8 letters of text the regex already normalised) are kept."""
+    lut = np.arange(256, dtype=np.uint8)
+    for c in range(128):
+        lut[c] = ord(chr(c).lower()) if chr(c).isalnum() else 0
+    return lut
+
+
+_BYTE_CLASS = _byte_classes()
+
+
+def _shingle_hashes(texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """32-bit hashes (in uint64) of every word k-gram of every text, and each one's text index.
+
+    A text with 1..k-1 words yields one shingle of all its words; a text with none, nothing.
+    ASCII texts are normalised by a byte table in numpy (the same words as the regex gives for
+    ASCII: [a-z0-9] runs); others by the regex first.
+    """
+    enc = [(t if t.isascii() else _normalise(t)).encode() for t in texts]
+    lens = np.fromiter(map(len, enc), dtype=np.int64, count=len(enc))
+    b = _BYTE_CLASS[np.frombuffer(b"".join(enc), dtype=np.uint8)]
+    text_start = np.cumsum(lens) - lens
+    inword = b != 0
+    start = inword.copy()
+    start[1:] &= ~inword[:-1]
+    nonempty = text_start[lens > 0]
+    start[nonempty] = inword[nonempty]  # a word never runs from one text into the next
+    pos = np.flatnonzero(inword)
+    if len(pos) == 0:
+        return np.zeros(0, _U64), np.zeros(0, np.int64)
+    # word hashes: sum_j byte_j * P**j over the word's bytes, then mixed
+    word_of = np.cumsum(start[pos]) - 1
+    first = np.flatnonzero(start[pos])
+    offset = np.arange(len(pos)) - first[word_of]
+    terms = b[pos].astype(_U64) * _powers(_BYTE_PRIME, int(offset.max()) + 1)[offset]
+    wh = _mix64(np.add.reduceat(terms, first))
+    # the text of each word (ties: empty texts sit before the text that starts there)
+    doc = np.searchsorted(text_start, pos[first], side="right") - 1
+    counts = np.bincount(doc, minlength=len(texts))
+    ends = np.cumsum(counts)
+    begins = ends - counts
+    n_words = len(wh)
+    i = np.arange(n_words)
+    end_i = ends[doc]
+    valid = (i + k <= end_i) | ((i == begins[doc]) & (counts[doc] < k))
+    iv = i[valid]
+    end_v = end_i[valid]
+    h = np.zeros(len(iv), dtype=_U64)
+    qpow = 1
+    for t in range(k):
+        j = iv + t
+        term = wh[np.minimum(j, n_words - 1)] * _U64(qpow)
+        h += np.where(j < end_v, term, _U64(0))
+        qpow = (qpow * _WORD_BASE) & _MASK64
+    h ^= _U64(k)
+    return _mix64(h) >> _U64(32), doc[valid]
+
+
+def _permutations(p: MinHashParams, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 1 << 64, size=p.num_perm, dtype=_U64, endpoint=False)
+    b = rng.integers(0, 1 << 64, size=p.num_perm, dtype=_U64, endpoint=False)
+    return a, b
+
+
+def _chunk_signatures(texts: list[str], p: MinHashParams, seed: int) -> np.ndarray:
+    """(len(texts), num_perm) uint32 MinHash signatures of one chunk."""
+    a, b = _permutations(p, seed)
+    # (num_perm, texts) layout: the per-text minima reduce over contiguous memory (~4x faster
+    # than reducing over axis 0 of a (shingles, num_perm) array)
+    sig = np.full((p.num_perm, len(texts)), np.iinfo(_U64).max, dtype=_U64)
+    sh, doc = _shingle_hashes(texts, p.shingle)
+    block = max(256, (1 << 20) // p.num_perm)  # ~8 MB of uint64 per block
+    a, b = a[:, None], b[:, None]
+    for lo in range(0, len(sh), block):
+        x, d = sh[lo:lo + block], doc[lo:lo + block]
+        seg = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
+        h = a * x[None, :]
+        h += b
+        # min of the full 64-bit values, then >> 32: the same as the min of the shifted values
+        m = np.minimum.reduceat(h, seg, axis=1)
+        cols = d[seg]  # distinct within a block: a text's shingles are contiguous
+        sig[:, cols] = np.minimum(sig[:, cols], m)
+    return np.ascontiguousarray((sig >> _U64(32)).astype(np.uint32).T)
+
+
+def _chunks(texts: Iterable[str]) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    chars = 0
+    for t in texts:
+        if not isinstance(t, str):
+            raise TypeError(f"dedup: expected texts as str, got {type(t).__name__}")
+        chunk.append(t)
+        chars += len(t)
+        if len(chunk) >= CHUNK_DOCS or chars >= CHUNK_CHARS:
+            yield chunk
+            chunk, chars = [], 0
+    if chunk:
+        yield chunk
+
+
+def _signature_chunks(texts: Iterable[str], p: MinHashParams, seed: int,
+                      workers: int) -> Iterator[tuple[list[str], np.ndarray]]:
+    """(chunk, its signatures) in input order; at most 2 * workers chunks in flight."""
+    if workers <= 1:
+        for chunk in _chunks(texts):
+            yield chunk, _chunk_signatures(chunk, p, seed)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending: deque = deque()
+        for chunk in _chunks(texts):
+            pending.append((chunk, pool.submit(_chunk_signatures, chunk, p, seed)))
+            if len(pending) >= 2 * workers:
+                done, fut = pending.popleft()
+                yield done, fut.result()
+        while pending:
+            done, fut = pending.popleft()
+            yield done, fut.result()
+
+
+def minhash_signatures(texts: Iterable[str], p: MinHashParams, seed: int, workers: int = 1) -> np.ndarray:
+    """(n, num_perm) uint32 MinHash signatures of the texts' normalised word shingles.
+
+    Streams over texts in chunks; workers > 1 hashes chunks in a process pool with the same
+    result. A text without words gets the all-`EMPTY` (0xFFFFFFFF) signature.
+    """
+    parts = [sig for _, sig in _signature_chunks(texts, p, seed, workers)]
+    if not parts:
+        return np.zeros((0, p.num_perm), dtype=np.uint32)
+    return np.concatenate(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# deduplication
+
+
+def exact_duplicates(texts: Iterable[str]) -> np.ndarray:
+    """Mask of texts whose normalised form (case, punctuation, spacing) was seen earlier.
+
+    Exact dedup as C4 / RefinedWeb's exact stage, on whole documents; the first copy stays.
+    Holds one 16-byte key per distinct text.
+    """
+    seen: set[bytes] = set()
+    out = []
+    for t in texts:
+        k = text_key(t)
+        out.append(k in seen)
+        seen.add(k)
+    return np.array(out, dtype=bool)
+
+
+def _band_key(cols: np.ndarray) -> np.ndarray:
+    """One uint64 per row of a (n, rows) uint32 band."""
+    h = np.zeros(len(cols), dtype=_U64)
+    for t in range(cols.shape[1]):
+        h ^= cols[:, t].astype(_U64)
+        h = _mix64(h)
+    return h
+
+
+def _estimated_match(sig_a: np.ndarray, sig_b: np.ndarray, ia: np.ndarray, ib: np.ndarray,
+                     min_matches: int) -> np.ndarray:
+    """For each pair (sig_a[ia[k]], sig_b[ib[k]]): at least min_matches equal minima?"""
+    out = np.zeros(len(ia), dtype=bool)
+    step = max(1, (1 << 22) // sig_a.shape[1])
+    for lo in range(0, len(ia), step):
+        eq = sig_a[ia[lo:lo + step]] == sig_b[ib[lo:lo + step]]
+        out[lo:lo + step] = eq.sum(axis=1) >= min_matches
+    return out
+
+
+def _compress(parent: np.ndarray) -> np.ndarray:
+    while True:
+        grand = parent[parent]
+        if np.array_equal(grand, parent):
+            return parent
+        parent[:] = grand
+
+
+def _find(parent: np.ndarray, x: int) -> int:
+    root = x
+    while parent[root] != root:
+        root = int(parent[root])
+    while x != root:
+        parent[x], x = root, int(parent[x])
+    return root
+
+
+def near_duplicates(texts: Iterable[str], p: MinHashParams, seed: int, workers: int = 1) -> np.ndarray:
+    """Mask of near-duplicates: True for every text but the first of its cluster.
+
+    Candidate pairs share a band; a candidate counts only if its estimated Jaccard is >=
+    p.threshold. Counted pairs are joined by union-find (so clusters are transitive, as in
+    datatrove and RefinedWeb: a chain A~B~C drops B and C even if C alone is below the
+    threshold against A); the earliest text of each cluster is kept. Texts without words are
+    never near-duplicates (exact_duplicates handles them).
+    """
+    first = near_duplicate_clusters(texts, p, seed, workers)
+    return first != np.arange(len(first))
+
+
+def near_duplicate_clusters(texts: Iterable[str], p: MinHashParams, seed: int, workers: int = 1) -> np.ndarray:
+    """For each text, the index of the first text of its near-duplicate cluster (itself if none).
+
+    The clustering behind `near_duplicates`; useful to inspect or report what was matched.
+    """
+    return clusters_from_signatures(minhash_signatures(texts, p, seed, workers), p)
+
+
+def near_duplicates_from_signatures(sig: np.ndarray, p: MinHashParams) -> np.ndarray:
+    """`near_duplicates` on precomputed `minhash_signatures` (rows in corpus order).
+
+    Signatures depend only on the texts, num_perm, shingle and seed, so one matrix serves any
+    bands / threshold, and a subset of rows (e.g. the documents that survived filtering)
+    deduplicates that subset.
+    """
+    first = clusters_from_signatures(sig, p)
+    return first != np.arange(len(first))
+
+
+def clusters_from_signatures(sig: np.ndarray, p: MinHashParams) -> np.ndarray:
+    """`near_duplicate_clusters` on precomputed signatures: first index of each row's cluster."""
+    sig = np.asarray(sig)
+    if sig.ndim != 2 or sig.shape[1] != p.num_perm or sig.dtype != np.uint32:
+        raise ValueError(f"signatures: expected a (n, {p.num_perm}) uint32 array from minhash_signatures "
+                         f"with num_perm={p.num_perm}, got {sig.dtype} {sig.shape}")
+    n = len(sig)
+    parent = np.arange(n, dtype=np.int64)
+    idx = np.flatnonzero(~(sig == EMPTY).all(axis=1))
+    if len(idx) < 2:
+        return parent
+    r = p.rows
+    for band in range(p.bands):
+        key = _band_key(sig[idx, band * r:(band + 1) * r])
+        order = np.argsort(key, kind="stable")  # equal keys stay in text order
+        keys, docs = key[order], idx[order]
+        new = np.r_[True, keys[1:] != keys[:-1]]
+        if new.all():
+            continue
+        run_first = np.maximum.accumulate(np.where(new, np.arange(len(new)), 0))
+        pos = np.flatnonzero(~new)
+        left = np.concatenate([docs[run_first[pos]], docs[pos - 1]])
+        right = np.concatenate([docs[pos], docs[pos]])
+        roots = _compress(parent)
+        fresh = roots[left] != roots[right]
+        pair = np.unique(left[fresh] * n + right[fresh])  # left < right: earlier in the bucket
+        left, right = pair // n, pair % n
+        ok = _estimated_match(sig, sig, left, right, p.min_matches)
+        for i, j in zip(left[ok].tolist(), right[ok].tolist()):
+            ri, rj = _find(parent, i), _find(parent, j)
+            if ri != rj:  # the smaller index becomes the root: a cluster's root is its first text
+                parent[max(ri, rj)] = min(ri, rj)
+    return _compress(parent)
+
+
+_PARAGRAPH_BREAK = re.compile(r"(\n[^\S\n]*\n\s*)")  # a blank (or whitespace-only) line
+
+
+def drop_repeated_paragraphs(texts: Iterable[str], min_paragraph_chars: int) -> list[str]:
+    """Each text with its paragraphs that were already seen earlier in the corpus removed.
+
+    Paragraphs are split on blank lines and compared by `text_key` (case, punctuation and
+    spacing ignored); "earlier" includes earlier in the same text, as BFF and CCNet do. A
+    paragraph whose stripped text is shorter than min_paragraph_chars is never removed (nor
+    remembered). Kept paragraphs keep their original separators; a text left without any
+    non-blank paragraph becomes "".
+    """
+    if min_paragraph_chars < 0:
+        raise ValueError(f"min_paragraph_chars: must be >= 0, got {min_paragraph_chars}")
+    seen: set[bytes] = set()
+    out = []
+    for t in texts:
+        pieces = _PARAGRAPH_BREAK.split(t)
+        kept: list[str] = []
+        content = False
+        dropped = False
+        for i in range(0, len(pieces), 2):
+            para = pieces[i]
+            stripped = para.strip()
+            if stripped and len(stripped) >= min_paragraph_chars:
+                key = text_key(para)
+                if key in seen:
+                    dropped = True
+                    continue
+                seen.add(key)
+            if kept:
+                kept.append(pieces[i - 1])
+            kept.append(para)
+            content = content or bool(stripped)
+        out.append(("".join(kept) if dropped else t) if content else "")
+    return out
+
+
+def contaminated(texts: Iterable[str], reference: Iterable[str], p: MinHashParams, seed: int,
+                 workers: int = 1) -> np.ndarray:
+    """Mask of texts that are exact (normalised) or near duplicates of any reference text.
+
+    Near: shares an LSH band with a reference text and has estimated Jaccard >= p.threshold
+    with it. The reference (validation text) is held whole; texts are streamed in chunks.
+    """
+    reference = list(reference)
+    ref_keys = {text_key(t) for t in reference}
+    ref_sig = minhash_signatures(reference, p, seed)
+    ref_idx = np.flatnonzero(~(ref_sig == EMPTY).all(axis=1))
+    r = p.rows
+    tables = []
+    for band in range(p.bands):
+        key = _band_key(ref_sig[ref_idx, band * r:(band + 1) * r])
+        order = np.argsort(key, kind="stable")
+        tables.append((key[order], ref_idx[order]))
+    out = []
+    for chunk, sig in _signature_chunks(texts, p, seed, workers):
+        flag = np.fromiter((text_key(t) in ref_keys for t in chunk), dtype=bool, count=len(chunk))
+        live = np.flatnonzero(~(sig == EMPTY).all(axis=1))
+        for band, (keys, refs) in enumerate(tables):
+            live = live[~flag[live]]
+            if len(live) == 0 or len(keys) == 0:
+                break
+            key = _band_key(sig[live, band * r:(band + 1) * r])
+            lo = np.searchsorted(keys, key, side="left")
+            hi = np.searchsorted(keys, key, side="right")
+            cnt = hi - lo
+            if not cnt.any():
+                continue
+            doc = np.repeat(live, cnt)
+            within = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            ref = refs[np.repeat(lo, cnt) + within]
+            ok = _estimated_match(sig, ref_sig, doc, ref, p.min_matches)
+            flag[doc[ok]] = True
+        out.append(flag)
+    return np.concatenate(out) if out else np.zeros(0, dtype=bool)
