@@ -135,6 +135,15 @@ def fingerprint(spec: RunSpec, t: TrainParams, digests: dict[str, str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
+def _cost(spec: RunSpec, vocab_size: int) -> int:
+    """Rough FLOPs of a run (blocks plus embeddings; Pythia's are untied), to schedule big runs first."""
+    from proxyrank.models import PRESETS
+
+    p = PRESETS[spec.preset]
+    embeddings = (2 if p.family == "pythia" else 1) * vocab_size * p.hidden
+    return spec.tokens * (12 * p.hidden * p.hidden * p.layers + embeddings)
+
+
 def _init_worker(threads: int) -> None:
     import torch
 
@@ -161,6 +170,7 @@ def run_all(specs: list[RunSpec], t: TrainParams, train_path: Path, valid_paths:
         else:
             jobs.append((spec, t, str(train_path), {d: str(p) for d, p in valid_paths.items()},
                          vocab_size, resume_path))
+    jobs.sort(key=lambda job: _cost(job[0], vocab_size), reverse=True)  # longest first: no idle tail
     print(f"train: {len(specs)} runs, {len(results)} resumed, {len(jobs)} to train "
           f"on {min(t.workers, max(1, len(jobs)))} worker(s)", flush=True)
     start = time.perf_counter()
