@@ -321,7 +321,10 @@ def write_report(p: Params, reports: Path) -> None:
 
 
 def _curation(m: dict) -> str:
-    steps = list(m.get("filters", [])) + ([f"dedup {m['dedup']}"] if m["dedup"] != "none" else [])
+    """The steps in the order they ran: rule filters, dedup, the model-based filter."""
+    rules = [f for f in m["filters"] if f != "dclm"]
+    steps = rules + ([f"dedup {m['dedup']}"] if m["dedup"] != "none" else []) + \
+        (["dclm"] if "dclm" in m["filters"] else [])
     return ", ".join(steps) or "-"
 
 
@@ -331,10 +334,12 @@ def _recipe_section(p: Params, reports: Path, manifests: list[dict]) -> list[str
          "Every recipe holds exactly the same token budget. Curation runs in the published order: "
          "rule filters, then dedup of what survived, then the model-based filter. *Removed* counts "
          "documents per rule (characters in the manifest, `reports/recipes/<recipe>.json`).", "",
-         "| recipe | group | source | curation | docs | tokens | dup. rate | removed (docs) | shares |",
+         "| recipe | group | source | curation | docs | tokens | dup. rate | removed (docs) | domain shares |",
          "|---|---|---|---|---|---|---|---|---|"]
     for m in manifests:
-        shares = ", ".join(f"{d} {s:.2f}" for d, s in m["shares"].items())
+        shares = ", ".join(f"{d} {s:.2f}" for d, s in m["domain_shares"].items())
+        if set(m["shares"]) - set(m["domain_shares"]) - {"crawl"}:  # quality buckets
+            shares += " (buckets: " + ", ".join(f"{b} {s:.2f}" for b, s in m["shares"].items()) + ")"
         removed = ", ".join(f"{k} {v['docs']:,}" for k, v in m["removed"].items() if v["docs"]) or "-"
         L.append(f"| {m['recipe']} | {m['group']} | {m['source']} | {_curation(m)} | {m['docs']:,} | "
                  f"{m['tokens']:,} | {_fmt(m['duplicate_rate'])} | {removed} | {shares} |")
@@ -374,8 +379,9 @@ def _conclusion(p: Params, cross: pd.DataFrame, metrics: dict, curves: pd.DataFr
         widths.append(tiny.spearman_hi - tiny.spearman_lo)
         disjoint = tiny.spearman_lo > std.spearman_hi or std.spearman_lo > tiny.spearman_hi
         verdict = "tiny LR ranks better" if tiny.spearman > std.spearman else "standard LR ranks better"
-        parts.append(f"{fam}: {verdict} ({_fmt(tiny.spearman)} vs {_fmt(std.spearman)}), "
-                     + ("CIs disjoint" if disjoint else "but the CIs overlap"))
+        same = " (the reference's own architecture)" if fam == p.reference.family else ""
+        parts.append(f"{fam}{same}: {verdict} ({_fmt(std.spearman)} at the standard LR, "
+                     f"{_fmt(tiny.spearman)} at the tiny LR), " + ("CIs disjoint" if disjoint else "but the CIs overlap"))
     reproduced = all("tiny LR ranks better" in s and "disjoint" in s for s in parts)
     text = ("**Does the finding reproduce at this scale?** "
             + ("Yes: " if reproduced else "Not clearly: ") + "; ".join(parts) + ".")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 import gzip
 import json
+import os
 import sysconfig
 from pathlib import Path
 
@@ -76,3 +77,55 @@ def local_corpus(tmp_path_factory) -> Path:
 @pytest.fixture
 def params_dict(local_corpus) -> dict:
     return smoke_params(local_corpus)
+
+
+SSHD = Path("/usr/sbin/sshd")
+
+
+@pytest.fixture(scope="session")
+def ssh_server(tmp_path_factory):
+    """A real OpenSSH server on 127.0.0.1 (Debian's openssh-server; .ci/run installs it), with a
+    throwaway host key, a client key and a HOME whose known_hosts pins the host key."""
+    import getpass
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    if not SSHD.exists():
+        if os.environ.get("PROXYRANK_REQUIRE_SSH"):
+            pytest.fail("sshd is missing: apt-get install openssh-server")
+        pytest.skip("MISSING: no /usr/sbin/sshd, the SSH remote is untested here (apt-get install openssh-server)")
+    d = tmp_path_factory.mktemp("ssh")
+    for name in ("host", "client"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
+    shutil.copy(d / "client.pub", d / "authorized_keys")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nPidFile {d / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {d / 'authorized_keys'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        f"PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
+        f"Subsystem sftp internal-sftp\n")
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
+    home = d / "home"
+    (home / ".ssh").mkdir(parents=True)
+    host_key = (d / "host.pub").read_text().split()
+    (home / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
+    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(d / "sshd_config")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"sshd did not start: {proc.stdout.read().decode(errors='replace')}")
+            time.sleep(0.1)
+    yield {"url": f"ssh://{getpass.getuser()}@127.0.0.1:{port}", "keyfile": str(d / "client"), "home": str(home)}
+    proc.terminate()
+    proc.wait(timeout=10)

@@ -118,3 +118,16 @@ def test_split_drops_near_duplicates_of_validation_text(tmp_path):
     stats = split(pa.table(rows), ["a"], 100, 0, tmp_path / "v.parquet", tmp_path / "p.parquet", NEAR)
     pool = pq.read_table(tmp_path / "p.parquet").column("group").to_pylist()
     assert sorted(pool) == ["other", "third"] and stats["decontaminated_docs"] == 2
+
+
+@pytest.mark.parametrize("content,expect", [("", "no documents extracted"),
+                                            ('{"id": "1", "text": "ok"}\n{"id": 2, "tex', "docs.jsonl")])
+def test_empty_or_malformed_document_file_is_refused_by_name(tmp_path, content, expect):
+    archive = tmp_path / "docs.jsonl"
+    archive.write_text(content)
+    sources = _manifest(tmp_path, sha256=hashlib.sha256(archive.read_bytes()).hexdigest())
+    archive.write_text(content)  # _manifest wrote a valid file; put the bad one back
+    fetch(sources, ["mine"], tmp_path / "raw", allow_missing=False)
+    with pytest.raises(ValueError, match=expect):
+        corpus.extract(sources, ["mine"], tmp_path / "raw", tmp_path / "docs", allow_missing=False, workers=1)
+    assert not list((tmp_path / "docs").glob("*.parquet"))

@@ -20,10 +20,10 @@ pytestmark = pytest.mark.e2e
 COPY = ["proxyrank", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore"]
 
 
-def _sh(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+def _sh(cmd: list[str], cwd: Path, check: bool = True, home: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", **({"HOME": home} if home else {})}
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -152,7 +152,8 @@ def test_results_travel_through_a_remote_to_a_fresh_clone(study, tmp_path):
 
 
 def test_killed_repro_resumes_to_bit_identical_metrics(study, tmp_path, local_corpus):
-    """kill -9 in the middle of training, rerun: the same metrics.json as the uninterrupted study."""
+    """A second study from scratch, killed (-9) in the middle of training and rerun: the same
+    metrics.json as the uninterrupted study, so runs are deterministic and resume exactly."""
     other = make_study(tmp_path / "other", smoke_params(local_corpus))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     proc = subprocess.Popen(["dvc", "repro"], cwd=other, env=env, start_new_session=True,
@@ -168,3 +169,102 @@ def test_killed_repro_resumes_to_bit_identical_metrics(study, tmp_path, local_co
     assert not list(other.glob("**/.*.tmp"))
     assert (other / "reports" / "metrics.json").read_bytes() == (study / "reports" / "metrics.json").read_bytes()
     assert (other / "reports" / "runs.csv").read_text().count("\n") == (study / "reports" / "runs.csv").read_text().count("\n")
+
+
+def test_a_corrupted_output_or_cache_file_is_detected_and_rebuilt(study, tmp_path):
+    """DVC re-hashes outputs against dvc.lock: a flipped byte in the workspace, or a cache object
+    that no longer matches its hash, shows in `dvc status` and `dvc repro` rebuilds the stage."""
+    other = tmp_path / "copy"
+    shutil.copytree(study, other, symlinks=True)
+    target = other / "data" / "recipes" / "corpus-c4" / "train.npy"
+    good = target.read_bytes()
+    target.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    assert "recipe@corpus-c4" in _sh(["dvc", "status"], other).stdout
+    _sh(["dvc", "repro"], other)
+    assert target.read_bytes() == good
+    lock = yaml.safe_load((other / "dvc.lock").read_text())
+    md5 = next(o["md5"] for o in lock["stages"]["crawl"]["outs"] if o["path"] == "data/crawl.parquet")
+    obj = other / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    obj.chmod(0o644)
+    obj.write_bytes(b"not the crawl")
+    (other / "data" / "crawl.parquet").unlink()
+    _sh(["dvc", "checkout"], other, check=False)
+    assert "crawl" in _sh(["dvc", "status"], other).stdout  # the corrupt copy is not taken as valid
+    _sh(["dvc", "repro"], other)
+    assert (other / "data" / "crawl.parquet").read_bytes() == (study / "data" / "crawl.parquet").read_bytes()
+    assert (other / "reports" / "metrics.json").read_bytes() == (study / "reports" / "metrics.json").read_bytes()
+
+
+def test_ssh_remote_and_run_cache_bring_back_a_changed_back_parameter(study, ssh_server, tmp_path):
+    """Push results and run-cache over SSH (a real OpenSSH server), clone, pull: nothing reruns.
+    Then train a changed proxy LR grid, push; a second clone that changes the parameter back
+    restores every stage from the pulled run-cache instead of training."""
+    home = ssh_server["home"]
+    params_a = (study / "params.yaml").read_text()
+    metrics_a = (study / "reports" / "metrics.json").read_bytes()
+
+    def commit_and_push(message: str) -> None:
+        _sh(["git", "add", "-A"], study)
+        _sh(["git", "commit", "-qm", message], study)
+        _sh(["dvc", "push", "-r", "sshr", "--run-cache"], study, home=home)
+
+    def clone_and_pull(name: str) -> Path:
+        clone = tmp_path / name
+        _sh(["git", "clone", "-q", str(study), str(clone)], tmp_path)
+        _sh(["dvc", "remote", "modify", "--local", "sshr", "keyfile", ssh_server["keyfile"]], clone)
+        _sh(["dvc", "pull", "-r", "sshr", "--run-cache"], clone, home=home)
+        # the run-cache records name directory outputs that `pull --run-cache` leaves behind
+        # (DVC 3.67); the committed history's outputs bring them
+        _sh(["dvc", "fetch", "-r", "sshr", "--all-commits"], clone, home=home)
+        return clone
+
+    _sh(["dvc", "remote", "add", "sshr", f"{ssh_server['url']}{tmp_path / 'ssh-remote'}"], study)
+    _sh(["dvc", "remote", "modify", "--local", "sshr", "keyfile", ssh_server["keyfile"]], study)
+    commit_and_push("ssh remote")
+    clone = clone_and_pull("clone")
+    assert "up to date" in _sh(["dvc", "status"], clone).stdout
+    assert (clone / "reports" / "metrics.json").read_bytes() == metrics_a
+    try:
+        params = yaml.safe_load(params_a)
+        params["proxies"][1]["lrs"] = [3e-3, 1e-4, 1e-5]
+        (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        _sh(["dvc", "repro"], study)
+        commit_and_push("opt at three LRs")
+        second = clone_and_pull("second")
+        (second / "params.yaml").write_text(params_a)
+        out = _sh(["dvc", "repro"], second).stdout
+        assert "is cached - skipping run" in out and " to train" not in out, out[-2000:]
+        assert (second / "reports" / "metrics.json").read_bytes() == metrics_a
+    finally:
+        (study / "params.yaml").write_text(params_a)
+        _sh(["dvc", "repro"], study)
+
+    dead = ssh_server["url"].rsplit(":", 1)[0] + ":1"  # nothing listens on port 1
+    _sh(["dvc", "remote", "add", "dead", f"{dead}{tmp_path}/x"], study)
+    proc = _sh(["dvc", "push", "-r", "dead"], study, check=False, home=home)
+    assert proc.returncode != 0 and "ERROR" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("stage,cli,delay", [("extract", "extract", 0.8), ("curate", "curate", 2.0),
+                                             ("tokens", "tokens", 0.8), ("recipe@corpus-dclm", "recipe", 0.8)])
+def test_kill_9_in_a_data_stage_then_repro_gives_identical_outputs(study, tmp_path, stage, cli, delay):
+    """kill -9 while a data stage runs (training: see the test above): no half-written output
+    survives, and the rerun writes exactly what the uninterrupted study wrote (same hashes in
+    dvc.lock, same metrics)."""
+    other = tmp_path / "copy"
+    shutil.copytree(study, other, symlinks=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.Popen(["dvc", "repro", "-f", "-s", stage], cwd=other, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while subprocess.run(["pgrep", "-f", f"proxyrank {cli}"], capture_output=True).returncode != 0:
+        assert proc.poll() is None and time.monotonic() < deadline, "the stage ended before the kill"
+        time.sleep(0.05)
+    time.sleep(delay)
+    assert proc.poll() is None, f"{stage} finished before it could be killed; lower the delay"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    _sh(["dvc", "repro"], other)
+    assert not list(other.glob("**/.*.tmp"))
+    assert (other / "dvc.lock").read_text() == (study / "dvc.lock").read_text()
+    assert (other / "reports" / "metrics.json").read_bytes() == (study / "reports" / "metrics.json").read_bytes()

@@ -112,3 +112,22 @@ def test_filters_need_an_annotated_source(tok):
     r = Recipe(group="corpus", source="crawl", filters=["c4"], name="c")
     with pytest.raises(RecipeError, match="needs the curation column 'c4_fail'"):
         build(r, _pool(), tok, 1000, 0, CurationParams(), {})
+
+
+def test_annotate_flags_validation_copies_and_scores_every_page():
+    """The curate stage's annotations on a small crawl: a lightly edited copy of a validation text
+    is flagged, rule verdicts and buckets are per page, signatures cover every page."""
+    from proxyrank.recipes import annotate
+
+    valid = TEXTS[:5]
+    pages = [TEXTS[5 + i % 60] for i in range(120)] + [valid[0].replace(" the ", " a ", 1)]
+    crawl = pa.table({"id": [f"crawl:{i}" for i in range(len(pages))], "text": pages})
+    c = CurationParams()
+    table, signatures, summary = annotate(crawl, TEXTS[70:140], valid, c, seed=0, workers=2)
+    assert table.column("contaminated").to_pylist() == [False] * 120 + [True]
+    assert summary["contaminated"] == 1 and len(table) == 121
+    buckets = table.column("bucket").to_pylist()
+    assert 0.25 <= buckets.count("head") / 121 <= 0.35 and buckets.count("tail") > buckets.count("middle") - 5
+    assert signatures["minhash"].shape == (121, c.minhash.num_perm)
+    assert 0 <= summary["classifier_heldout_accuracy"] <= 1
+    assert set(summary["rule_failures"]) == {"c4", "gopher_quality", "gopher_repetition"}
