@@ -266,5 +266,8 @@ def test_kill_9_in_a_data_stage_then_repro_gives_identical_outputs(study, tmp_pa
     proc.wait()
     _sh(["dvc", "repro"], other)
     assert not list(other.glob("**/.*.tmp"))
-    assert (other / "dvc.lock").read_text() == (study / "dvc.lock").read_text()
+    # every stage's hashes as in the study (whose lock may still list a recipe an earlier test removed)
+    lock = yaml.safe_load((other / "dvc.lock").read_text())["stages"]
+    expected = yaml.safe_load((study / "dvc.lock").read_text())["stages"]
+    assert lock == {name: expected[name] for name in lock} and stage in lock
     assert (other / "reports" / "metrics.json").read_bytes() == (study / "reports" / "metrics.json").read_bytes()
