@@ -76,7 +76,7 @@ def main() -> None:
     data = data[: (a.tokens // (SEQ * BATCH)) * SEQ * BATCH]
     torch.set_num_threads(1)
     print("# Training throughput on this CPU\n")
-    print(f"Command: `.venv/bin/python bench/training_cpu.py --tokens {a.tokens}`; torch "
+    print(f"Command: `.venv/bin/python bench/training_cpu.py --tokens {a.tokens} --repeats {a.repeats}`; torch "
           f"{torch.__version__}, {mp.cpu_count()} cores, 1 thread unless said; seq {SEQ}, batch {BATCH}, "
           f"vocab {VOCAB}; best of {a.repeats} interleaved rounds.\n")
     print("## 1. Our loop against a plain PyTorch loop (same model, batches, optimizer)\n")
