@@ -136,7 +136,7 @@ def stage_tokens(p, _):
     print(f"tokens: validation {p.train.valid_tokens} per domain")
 
 
-def _recipe_docs(p, recipe):
+def _recipe_docs(recipe):
     """The documents a recipe draws from: the clean pool, or the crawl with its annotations."""
     import numpy as np
     import pyarrow.parquet as pq
@@ -160,7 +160,7 @@ def stage_recipe(p, name):
     from proxyrank.files import atomic_dir, write_json
 
     recipe = p.recipe(name)
-    docs, signatures = _recipe_docs(p, recipe)
+    docs, signatures = _recipe_docs(recipe)
     stream, manifest = recipes.build(recipe, docs, tokens.load(TOKENIZER), p.budget_tokens, p.seed,
                                      p.curation, signatures)
     with atomic_dir(RECIPES / name) as tmp:

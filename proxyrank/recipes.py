@@ -125,6 +125,12 @@ class _Curation:
             entry["chars"] += int(sum(len(self.texts[i]) for i in np.flatnonzero(hit)))
         self.alive &= ~mask
 
+    def drop_among(self, idx: np.ndarray, hit: np.ndarray, step: str) -> None:
+        """Remove documents idx[hit] (a selection made among the documents idx)."""
+        mask = np.zeros(len(self.texts), dtype=bool)
+        mask[idx[hit]] = True
+        self.drop(mask, step)
+
 
 def curate(recipe: Recipe, docs: pa.Table, c: CurationParams, signatures: dict[str, np.ndarray]):
     """Apply the recipe's curation; returns (alive mask, texts, removed per step, duplicate rate)."""
@@ -147,30 +153,25 @@ def curate(recipe: Recipe, docs: pa.Table, c: CurationParams, signatures: dict[s
         if recipe.dedup == "exact":
             dup = dedup.exact_duplicates(cur.texts[i] for i in idx)
         else:
-            p = c.minhash if recipe.dedup == "minhash" else c.aggressive
             if recipe.dedup not in signatures:
-                cur.column(f"{recipe.dedup} signatures")
+                raise RecipeError(f"recipe {recipe.name!r}: dedup {recipe.dedup!r} needs the MinHash "
+                                  f"signatures of `source: crawl` (rerun `dvc repro curate`)")
+            p = c.minhash if recipe.dedup == "minhash" else c.aggressive
             dup = dedup.near_duplicates_from_signatures(signatures[recipe.dedup][idx], p)
-        mask = np.zeros(len(cur.texts), dtype=bool)
-        mask[idx[dup]] = True
         dup_rate = round(float(dup.mean()), 4) if len(dup) else 0.0
-        cur.drop(mask, f"dedup_{recipe.dedup}")
+        cur.drop_among(idx, dup, f"dedup_{recipe.dedup}")
         if recipe.dedup == "aggressive" and c.aggressive.paragraph:
             idx = np.flatnonzero(cur.alive)
             stripped = dedup.drop_repeated_paragraphs((cur.texts[i] for i in idx), c.aggressive.min_paragraph_chars)
             lost = sum(len(cur.texts[i]) - len(s) for i, s in zip(idx, stripped))
             for i, s in zip(idx, stripped):
                 cur.texts[i] = s
-            empty = np.zeros(len(cur.texts), dtype=bool)
-            empty[idx[[not s.strip() for s in stripped]]] = True
-            cur.drop(empty, "paragraph_dedup_docs")
+            cur.drop_among(idx, np.array([not s.strip() for s in stripped], dtype=bool), "paragraph_dedup_docs")
             cur.removed["paragraph_dedup_chars"] = {"docs": 0, "chars": int(lost)}
     if "dclm" in recipe.filters:
         idx = np.flatnonzero(cur.alive)
         keep = quality.keep_top(cur.column("dclm_score")[idx].astype(float), c.dclm.keep_frac)
-        mask = np.zeros(len(cur.texts), dtype=bool)
-        mask[idx[~keep]] = True
-        cur.drop(mask, "dclm_classifier")
+        cur.drop_among(idx, ~keep, "dclm_classifier")
     return cur.alive, cur.texts, cur.removed, dup_rate
 
 
