@@ -24,8 +24,13 @@ CRAWL, CURATED = DATA / "crawl.parquet", DATA / "curated"
 def stage_check(p, _):
     """Validate params.yaml without touching any output: run it before `dvc repro`, which removes
     a stage's outputs before the stage can refuse bad params."""
+    from proxyrank.config import missing_stage_params
     from proxyrank.train import run_specs
 
+    missing = missing_stage_params()
+    if missing:
+        raise ParamsError(f"params.yaml lacks {', '.join(missing)}, which dvc.yaml's stages depend on; "
+                          f"add them (profiles/ show every key)")
     runs = sum(len(run_specs(p, r, role)) for r in p.recipes for role in ("proxy", "reference"))
     print(f"params ok: {len(p.recipes)} recipes, {runs} training runs, "
           f"{p.budget_tokens:,} tokens per recipe")
@@ -174,15 +179,18 @@ def stage_recipe(p, name):
 def _train(p, name, role):
     from proxyrank import tokens
     from proxyrank.files import atomic_dir
-    from proxyrank.train import run_all, run_specs
+    from proxyrank.train import distributed, run_all, run_specs
 
     p.recipe(name)
     vocab = tokens.load(TOKENIZER).get_vocab_size()
     valid = {d: TOKENS / "valid" / f"{d}.npy" for d in p.split.valid_domains}
     folder = RUNS / ("proxies" if role == "proxy" else "references") / name
+    args = (run_specs(p, name, role), p.train, RECIPES / name / "train.npy", valid, vocab, RESUME)
+    if distributed()[0] != 0:  # under torchrun only rank 0 writes
+        run_all(*args, folder)
+        return
     with atomic_dir(folder) as tmp:
-        run_all(run_specs(p, name, role), p.train, RECIPES / name / "train.npy", valid, vocab,
-                RESUME, tmp)
+        run_all(*args, tmp)
 
 
 def stage_proxies(p, name):
@@ -224,12 +232,146 @@ def stage_report(p, _):
     write_report(p, REPORTS)
 
 
+def _names(text: str) -> list[str]:
+    """Names given comma- or space-separated (recipes, GPU ids)."""
+    return [r for r in text.replace(",", " ").split() if r]
+
+
+def _command(name: str, fn) -> int:
+    """Run a command the way main runs a stage: a known problem is one line on stderr, exit 2."""
+    start = time.perf_counter()
+    try:
+        fn()
+    except (ParamsError, ValueError, RuntimeError, FileNotFoundError) as e:
+        print(f"proxyrank {name}: error: {e}", file=sys.stderr)
+        return 2
+    print(f"proxyrank {name}: done in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def command_plan(argv) -> int:
+    """`proxyrank plan`: every run a params file declares and its cost, before anything runs."""
+    parser = argparse.ArgumentParser(prog="proxyrank plan", description=command_plan.__doc__)
+    parser.add_argument("--params", default="params.yaml", help="any params file, e.g. profiles/paper.yaml")
+    parser.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation assumed (default 0.4)")
+    parser.add_argument("--gpu", default="H100", help="GPU whose dense bf16 peak is assumed (default H100)")
+    parser.add_argument("--runs", action="store_true", help="also list every run, tab-separated")
+    parser.add_argument("--json", help="also write the totals and every run to this JSON file")
+    args = parser.parse_args(argv)
+
+    def plan():
+        from proxyrank import plan
+        from proxyrank.files import write_json
+
+        p = load_params(args.params)
+        costs = plan.run_costs(p)
+        print(plan.render(p, costs, args.mfu, args.gpu, args.params, every_run=args.runs))
+        if args.json:
+            write_json(args.json, plan.summary(p, costs, args.mfu, args.gpu) | {"mfu": args.mfu, "gpu": args.gpu})
+
+    return _command("plan", plan)
+
+
+def command_gpus(argv) -> int:
+    """`proxyrank gpus`: one machine, many GPUs: one training worker pinned to each GPU (scale.py)."""
+    parser = argparse.ArgumentParser(prog="proxyrank gpus", description=command_gpus.__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--gpus", help="GPU ids, e.g. 0,1,2,3 (default: CUDA_VISIBLE_DEVICES, else every GPU)")
+    parser.add_argument("--recipes", help="only these recipes (comma or space separated), and stop after "
+                                          "recording their stages (a share of a larger job)")
+    parser.add_argument("--ddp-references", action="store_true",
+                        help="train each reference on all the GPUs at once (torchrun, DDP)")
+    parser.add_argument("--single-item", action="store_true", help="build the recipes with `dvc repro -s` (their "
+                                                                   "upstream outputs are in place: a Slurm task)")
+    parser.add_argument("--no-dvc", action="store_true", help="run the stage commands directly, in dvc.yaml's "
+                                                              "order (a machine without DVC)")
+    parser.add_argument("--logs", default="data/.logs", help="one log per GPU (default data/.logs)")
+    args = parser.parse_args(argv)
+
+    def gpus():
+        from proxyrank.scale import run_gpus, visible_gpus
+
+        p = load_params(args.params)
+        run_gpus(p, _names(args.gpus) if args.gpus else visible_gpus(),
+                 _names(args.recipes) if args.recipes else None, use_dvc=not args.no_dvc,
+                 single_item=args.single_item, ddp_references=args.ddp_references, log_dir=Path(args.logs))
+
+    return _command("gpus", gpus)
+
+
+def command_slurm(argv) -> int:
+    """`proxyrank slurm`: job scripts that split the training stages over a Slurm array (scale.py)."""
+    parser = argparse.ArgumentParser(prog="proxyrank slurm", description=command_slurm.__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--tasks", type=int, required=True, help="array tasks, each a disjoint share of recipes")
+    parser.add_argument("--out", default="slurm", help="folder for the scripts (default slurm/)")
+    parser.add_argument("--gpus-per-task", type=int, default=1, help="GPUs per array task (default 1)")
+    parser.add_argument("--ddp-references", action="store_true", help="references on all of a task's GPUs (DDP)")
+    parser.add_argument("--remote", help="DVC remote to share (default: the default remote)")
+    parser.add_argument("--partition")
+    parser.add_argument("--account")
+    parser.add_argument("--cpus", type=int, default=8, help="CPUs per task (default 8)")
+    parser.add_argument("--time", help="array task time limit, D-HH:MM:SS (default: the plan's estimate x 1.5)")
+    parser.add_argument("--workdir", default="${TMPDIR:-/tmp}",
+                        help="where each job clones the repository; on a shared filesystem a resubmitted task "
+                             "resumes its runs")
+    parser.add_argument("--setup", default="", help="shell line(s) each job runs first (default: put this "
+                                                    "Python's bin on PATH), e.g. 'module load cuda'")
+    parser.add_argument("--mfu", type=float, default=0.4, help="for the time estimate (default 0.4)")
+    parser.add_argument("--gpu", default="H100", help="for the time estimate (default H100)")
+    args = parser.parse_args(argv)
+
+    def slurm():
+        from proxyrank.scale import write_slurm
+
+        p = load_params(args.params)
+        done = write_slurm(p, Path(args.out), args.tasks, gpus_per_task=args.gpus_per_task,
+                           ddp_references=args.ddp_references, remote=args.remote, partition=args.partition,
+                           account=args.account, cpus=args.cpus, time_limit=args.time, workdir=args.workdir,
+                           setup=args.setup, mfu=args.mfu, gpu=args.gpu)
+        for i, task in enumerate(done["tasks"]):
+            print(f"task {i}: {' '.join(task['recipes'])} (~{task['hours']:.3g} h)")
+        longest = max(task["hours"] for task in done["tasks"])
+        if longest > 48:
+            print(f"note: a task may take ~{longest:.0f} h, longer than most clusters allow: use more --tasks or "
+                  f"--gpus-per-task, and a shared --workdir so that a resubmitted task resumes its runs")
+        print(f"wrote {', '.join(done['files'])} in {args.out}/ (remote {done['remote']!r}, commit "
+              f"{done['commit'][:12]}); submit with: bash {args.out}/submit.sh")
+
+    return _command("slurm", slurm)
+
+
+def command_lock(argv) -> int:
+    """`proxyrank lock export DIR` / `lock merge DIR...`: hand dvc.lock entries and uncached outputs
+    from one job's workspace to another (what a DVC remote does not carry; scale.py)."""
+    parser = argparse.ArgumentParser(prog="proxyrank lock", description=command_lock.__doc__)
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("export", help="this workspace's dvc.lock and uncached outputs into DIR").add_argument("dir")
+    sub.add_parser("merge", help="join DIRs' entries and outputs into this workspace").add_argument("dirs", nargs="+")
+    args = parser.parse_args(argv)
+
+    def lock():
+        from proxyrank.scale import export_state, merge_state
+
+        if args.action == "export":
+            export_state(Path(args.dir))
+        else:
+            merge_state([Path(d) for d in args.dirs])
+
+    return _command("lock", lock)
+
+
 STAGES = {name[len("stage_"):]: fn for name, fn in globals().items() if name.startswith("stage_")}
 PER_RECIPE = {"recipe", "proxies", "references"}
+COMMANDS = {"plan": command_plan, "gpus": command_gpus, "slurm": command_slurm, "lock": command_lock}
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="proxyrank", description=__doc__)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in COMMANDS:
+        return COMMANDS[argv[0]](argv[1:])
+    parser = argparse.ArgumentParser(prog="proxyrank", description=__doc__,
+                                     epilog=f"other commands: {', '.join(COMMANDS)} (proxyrank plan --help)")
     parser.add_argument("stage", choices=sorted(STAGES))
     parser.add_argument("recipe", nargs="?", help="recipe name, for recipe / proxies / references")
     parser.add_argument("--params", default="params.yaml")

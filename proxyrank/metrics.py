@@ -259,6 +259,10 @@ def analyze(
             block[f"regret1_{tag}"] = r["regret"][0] if r["regret"] else None
         scored = {lr: r["spearman"] for lr, r in rows.items() if r["spearman"] is not None}
         block["best_spearman_lr"] = max(scored, key=scored.get) if scored else None  # ties: lowest LR
+        for tag, lr in picked[fam].items():  # the noise floor: seed-to-seed agreement, where seeds differ
+            row = next((r for r in spread if r["family"] == fam and r["lr"] == lr), None)
+            if row:
+                block[f"seed_spearman_{tag}"] = row["spearman_mean"]
         headline[fam] = block
 
     detail = {

@@ -5,6 +5,7 @@ presets carry the public shapes of GPT2-125M, OPT-125M and the Pythia suite.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -73,3 +74,18 @@ def build_model(preset: str, vocab_size: int, seq_len: int):
 
 def count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@functools.lru_cache(maxsize=None)
+def param_count(preset: str, vocab_size: int, seq_len: int) -> int:
+    """Exact parameter count without allocating: the model built on the meta device."""
+    import torch
+
+    with torch.device("meta"):
+        return count_params(build_model(preset, vocab_size, seq_len))
+
+
+def train_flops(n_params: int, preset: str, seq_len: int, tokens: int) -> int:
+    """Training FLOPs: 6N per token for the weights plus 12·L·d·T for attention (PaLM, appendix B)."""
+    p = PRESETS[preset]
+    return tokens * (6 * n_params + 12 * p.layers * p.hidden * seq_len)

@@ -93,6 +93,20 @@ def figures(p: Params, reports: Path) -> None:
     wide = cross.pivot_table(index="lr", columns="family", values="spearman").reindex(columns=list(FAMILIES))
     with atomic_path(reports / "plots" / "spearman_vs_lr.csv") as tmp:
         wide.reset_index().to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(reports / "plots" / "curves.csv") as tmp:
+        _plot_curves(p, pd.read_csv(reports / "curves.csv")).to_csv(tmp, index=False, float_format="%.6g")
+
+
+def _plot_curves(p: Params, curves: pd.DataFrame) -> pd.DataFrame:
+    """Validation loss during training at the standard and the tiny LR, mean over recipes and seeds,
+    one column per family and LR: fixed columns, so `dvc plots diff` lines up across revisions."""
+    proxies = curves[curves.role == "proxy"]
+    columns = {}
+    for fam in FAMILIES:
+        for tag, lr in (("standard", p.analysis.standard_lr.get(fam)), ("tiny", p.analysis.tiny_lr)):
+            df = proxies[(proxies.family == fam) & np.isclose(proxies.lr, lr or -1)]
+            columns[f"{fam}_{tag}"] = df.groupby("tokens").loss_mean.mean()
+    return pd.DataFrame(columns).rename_axis("tokens").reset_index()
 
 
 def _fig_spearman(p: Params, cross: pd.DataFrame, n_recipes: int, path: Path) -> None:
@@ -242,6 +256,8 @@ def write_report(p: Params, reports: Path) -> None:
           "- Proxies: " + "; ".join(f"{s.family} `{s.preset}` "
                                      f"({int(proxies[proxies.family == s.family].n_params.iloc[0]):,} params) at "
                                      f"LRs {', '.join(f'{x:g}' for x in s.lrs)}, seeds {s.seeds}"
+                                     + (f" at {', '.join(f'{x:g}' for x in s.seed_lrs)} (else seed {s.seeds[0]})"
+                                        if s.seed_lrs is not None and len(s.seeds) > 1 else "")
                                      for s in p.proxies if (proxies.family == s.family).any()),
           f"- Proxy tokens per run: {p.train.proxy_tokens:,}; reference tokens per run: "
           f"{p.train.reference_tokens:,}.",
@@ -298,6 +314,7 @@ def write_report(p: Params, reports: Path) -> None:
             by_lr = dict(zip(df.lr, df.spearman))
             L.append(f"| {fam} | " + " | ".join(_fmt(by_lr.get(lr)) for lr in sorted(within.lr.unique())) + " |")
         L.append("")
+    L += _seed_section(detail)
     flips = detail["flips"]
     if flips:
         L += ["## Ranking flips between adjacent proxy LRs", "",
@@ -318,6 +335,28 @@ def write_report(p: Params, reports: Path) -> None:
           "- Later work found no benefit of tiny LRs for ranking fine-tuning data; we claim nothing "
           "beyond pretraining.", ""]
     write_text(reports / "report.md", "\n".join(L))
+
+
+def _seed_section(detail: dict) -> list[str]:
+    """Per-seed Spearman against the reference, and how far two seeds agree with each other."""
+    if not detail["seed_spread"]:
+        return []
+    cross = _rows(detail, "cross_scale", domain="mean")
+    L = ["## Seed spread", "",
+         "Where a proxy ran at several seeds: Spearman of each seed's ranking against the tuned "
+         "reference, of the seed-mean ranking, and between seeds (the noise floor: a proxy cannot "
+         "agree with the reference more reliably than with itself). The headline uses seed means, "
+         "so LRs with more seeds average away more noise.", "",
+         "| family | LR | seeds | Spearman per seed | seed mean | seed vs seed (mean / min) |",
+         "|---|---|---|---|---|---|"]
+    for s in detail["seed_spread"]:
+        rows = cross[(cross.family == s["family"]) & (cross.lr == s["lr"])]
+        per = rows[rows.seed != "mean"].sort_values("seed", key=lambda c: c.astype(int))
+        mean = rows[rows.seed == "mean"].iloc[0]
+        L.append(f"| {s['family']} | {s['lr']:g} | {s['n_seeds']} | "
+                 f"{', '.join(_fmt(x, 2) for x in per.spearman)} | {_ci(mean)} | "
+                 f"{_fmt(s['spearman_mean'], 2)} / {_fmt(s['spearman_min'], 2)} |")
+    return L + [""]
 
 
 def _curation(m: dict) -> str:
@@ -352,12 +391,15 @@ def _recipe_section(p: Params, reports: Path, manifests: list[dict]) -> list[str
     crawl_file, curate_file = reports / "crawl.json", reports / "curate.json"
     if crawled and crawl_file.exists() and curate_file.exists():
         c, q = json.loads(crawl_file.read_text()), json.loads(curate_file.read_text())
-        L += ["", "### The web-like crawl", "",
-              f"{c['pages']:,} pages ({c['chars'] / 1e6:.1f}M characters) made from training-pool text by "
-              f"`crawl` in params.yaml: {c['kinds']['spam']:,} real spam mails, {c['kinds']['templated']:,} "
-              f"templated shop pages, {c['boilerplate']:,} with site boilerplate, {c['truncated']:,} "
-              f"truncated, {c['shuffled']:,} word-shuffled, {c['exact_copies']:,} exact and "
-              f"{c['near_copies']:,} near copies (up to {c['max_copies_of_one_page']} of one page).",
+        made = (f"{c['pages']:,} pages ({c['chars'] / 1e6:.1f}M characters) made from training-pool text by "
+                f"`crawl` in params.yaml: {c['kinds']['spam']:,} real spam mails, {c['kinds']['templated']:,} "
+                f"templated shop pages, {c['boilerplate']:,} with site boilerplate, {c['truncated']:,} "
+                f"truncated, {c['shuffled']:,} word-shuffled, {c['exact_copies']:,} exact and "
+                f"{c['near_copies']:,} near copies (up to {c['max_copies_of_one_page']} of one page)."
+                if c.get("synthetic", True) else
+                f"{c['pages']:,} real web pages ({c['chars'] / 1e6:.1f}M characters) taken as they are from "
+                f"the pool's {', '.join(c['domains'])} documents (`crawl.synthetic: false`).")
+        L += ["", "### The web-like crawl" if c.get("synthetic", True) else "### The crawl", "", made,
               f"CCNet-style perplexity: a {p.curation.perplexity.order}-gram model on "
               f"{q['reference_docs']:,} reference documents ({', '.join(p.curation.reference_domains)}); "
               f"bucket cuts at the {p.curation.perplexity.head_pct:g}th / {p.curation.perplexity.tail_pct:g}th "

@@ -43,7 +43,7 @@ def run_specs(p: Params, recipe: str, role: str) -> list[RunSpec]:
     specs = p.proxies if role == "proxy" else [p.reference]
     tokens = p.train.proxy_tokens if role == "proxy" else p.train.reference_tokens
     return [RunSpec(recipe, role, s.family, s.preset, lr, seed, tokens)
-            for s in specs for lr in s.lrs for seed in s.seeds]
+            for s in specs for lr, seed in s.runs()]
 
 
 def lr_at(step: int, steps: int, lr: float, t: TrainParams) -> float:
@@ -67,17 +67,18 @@ def _param_groups(model, weight_decay: float):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
 
 
-def evaluate(model, valid: dict[str, np.ndarray], seq_len: int, batch_size: int) -> dict[str, float]:
+def evaluate(model, valid: dict[str, np.ndarray], seq_len: int, batch_size: int, device,
+             autocast) -> dict[str, float]:
     """Mean next-token loss per validation domain over non-overlapping windows."""
     import torch
 
     model.eval()
     out = {}
-    with torch.no_grad():
+    with torch.no_grad(), autocast():
         for d, arr in valid.items():
             n = (len(arr) - 1) // seq_len
-            x = torch.from_numpy(np.asarray(arr[: n * seq_len], dtype=np.int64)).view(n, seq_len)
-            losses = [model(input_ids=x[i:i + batch_size], labels=x[i:i + batch_size]).loss.item()
+            x = torch.from_numpy(np.asarray(arr[: n * seq_len], dtype=np.int64)).view(n, seq_len).to(device)
+            losses = [model(input_ids=x[i:i + batch_size], labels=x[i:i + batch_size]).loss.float().item()
                       for i in range(0, n, batch_size)]
             sizes = [min(batch_size, n - i) for i in range(0, n, batch_size)]
             out[d] = float(np.average(losses, weights=sizes))
@@ -85,45 +86,192 @@ def evaluate(model, valid: dict[str, np.ndarray], seq_len: int, batch_size: int)
     return out
 
 
-def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: dict[str, np.ndarray],
-              vocab_size: int) -> dict:
-    """Train one randomly initialised model for one epoch over exactly spec.tokens tokens."""
+# --------------------------------------------------------------------------- devices and processes
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size): under torchrun (WORLD_SIZE > 1) joins the process group once."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        cuda = torch.cuda.is_available() and os.environ.get("PROXYRANK_DDP_BACKEND") != "gloo"
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _device(t: TrainParams):
     import torch
 
-    from proxyrank.models import build_model, count_params
+    if t.device == "cuda" or (t.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("train.device: 'cuda' asked for, but torch sees no CUDA device")
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
+
+def _autocast(t: TrainParams, device):
+    """bf16 autocast on CUDA by default (the paper's setting); fp32 elsewhere unless asked."""
+    import contextlib
+    import functools
+
+    import torch
+
+    bf16 = t.precision == "bf16" or (t.precision == "auto" and device.type == "cuda")
+    if not bf16:
+        return contextlib.nullcontext
+    return functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)
+
+
+# Dense bf16 peak of known GPUs (vendor data sheets), for MFU; others log MFU as null.
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "GH200": 989e12, "A100": 312e12, "L40S": 362e12,
+                   "L4": 121e12, "A10": 125e12}
+
+
+def _peak_flops(device) -> float | None:
+    import torch
+
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def _save_checkpoint(folder: Path, model, opt, state: dict) -> None:
+    """Weights and optimizer state as safetensors, then state.json naming them (the commit point)."""
+    from safetensors.torch import save_file, save_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    step = state["step"]
+    save_model(model, str(folder / f"model-{step}.safetensors"))
+    flat = {f"{i}.{k}": v.detach().cpu().contiguous() if hasattr(v, "detach") else __import__("torch").tensor(v)
+            for i, st in opt.state_dict()["state"].items() for k, v in st.items()}
+    save_file(flat, str(folder / f"optim-{step}.safetensors"))
+    write_json(folder / "state.json", state)
+    for old in folder.glob("*.safetensors"):
+        if not old.stem.endswith(f"-{step}"):
+            old.unlink(missing_ok=True)
+
+
+def _load_checkpoint(folder: Path, model, opt) -> dict | None:
+    """The last committed state of a killed run, loaded into model and opt; None if there is none."""
+    from safetensors.torch import load_file, load_model
+
+    if folder is None or not (folder / "state.json").exists():
+        return None
+    state = json.loads((folder / "state.json").read_text())
+    step = state["step"]
+    load_model(model, str(folder / f"model-{step}.safetensors"), device=str(next(model.parameters()).device))
+    flat = load_file(str(folder / f"optim-{step}.safetensors"))
+    sd = opt.state_dict()
+    sd["state"] = {}
+    for key, value in flat.items():
+        i, name = key.split(".", 1)
+        sd["state"].setdefault(int(i), {})[name] = value
+    opt.load_state_dict(sd)
+    return state
+
+
+# --------------------------------------------------------------------------- the loop
+
+def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: dict[str, np.ndarray],
+              vocab_size: int, checkpoint: Path | None = None) -> dict:
+    """Train one randomly initialised model for one epoch over exactly spec.tokens tokens.
+
+    Under torchrun each rank takes its slice of every global batch (DDP averages the gradients,
+    so the update equals one process's at the same global batch). With `checkpoint`, the state
+    after each evaluation point is kept there, and a killed run continues from it.
+    """
+    import contextlib
+
+    import torch
+
+    from proxyrank.models import build_model, count_params, train_flops
+
+    rank, world = distributed()
+    device = _device(t)
+    local, micro = t.batch_size // world, t.batch_size // (world * t.grad_accum)
+    if local * world != t.batch_size or micro * t.grad_accum != local:
+        raise ValueError(f"train.batch_size {t.batch_size} does not split over {world} process(es) "
+                         f"x grad_accum {t.grad_accum}")
     torch.manual_seed(spec.seed)
     model = build_model(spec.preset, vocab_size, t.seq_len)
     n_params = count_params(model)
+    if t.activation_checkpointing:
+        model.activation_checkpointing_enable({"use_reentrant": False})
+    model.to(device)
     n_seq = spec.tokens // t.seq_len
     steps = n_seq // t.batch_size
     data = np.asarray(train_tokens[: n_seq * t.seq_len], dtype=np.int64).reshape(n_seq, t.seq_len)
     order = np.random.default_rng(spec.seed).permutation(n_seq)
-    opt = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=spec.lr, betas=(t.beta1, t.beta2))
+    opt = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=spec.lr, betas=(t.beta1, t.beta2),
+                            fused=device.type == "cuda")
+    state = _load_checkpoint(checkpoint, model, opt) or {"step": 0, "curve": [], "wall_s": 0.0}
+    resumed_from = state["step"]
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    if t.compile:
+        net = torch.compile(net)
+    autocast = _autocast(t, device)
     checkpoints = eval_points(steps, t.eval_points)
-    curve = []
+    curve, diverged = state["curve"], False
     start = time.perf_counter()
     model.train()
-    for step in range(steps):
+    for step in range(resumed_from, steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, spec.lr, t)
-        x = torch.from_numpy(data[order[step * t.batch_size:(step + 1) * t.batch_size]])
-        loss = model(input_ids=x, labels=x).loss
-        if not torch.isfinite(loss):
+        rows = data[order[step * t.batch_size:(step + 1) * t.batch_size]][rank * local:(rank + 1) * local]
+        total = torch.zeros((), device=device)
+        for m in range(t.grad_accum):
+            x = torch.from_numpy(rows[m * micro:(m + 1) * micro]).to(device, non_blocking=True)
+            last = m == t.grad_accum - 1
+            with (contextlib.nullcontext() if last or world == 1 else net.no_sync()), autocast():
+                loss = net(input_ids=x, labels=x).loss / t.grad_accum
+            loss.backward()
+            total += loss.detach().float()
+        if world > 1:
+            torch.distributed.all_reduce(total)
+            total /= world
+        if not torch.isfinite(total):
+            diverged = True
             break
-        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         if step + 1 in checkpoints:
-            losses = evaluate(model, valid, t.seq_len, t.batch_size * 4)
+            losses = evaluate(model, valid, t.seq_len, t.batch_size * 4, device, autocast)
             curve.append({"step": step + 1, "tokens": (step + 1) * t.batch_size * t.seq_len,
-                          "train_loss": float(loss.item()), "loss_mean": float(np.mean(list(losses.values()))),
+                          "train_loss": float(total.item()), "loss_mean": float(np.mean(list(losses.values()))),
                           **{f"loss_{d}": v for d, v in losses.items()}})
-    wall = time.perf_counter() - start
-    final = curve[-1] if curve and curve[-1]["step"] == steps else None
+            if checkpoint is not None and step + 1 < steps:
+                if rank == 0:
+                    wall = state["wall_s"] + time.perf_counter() - start
+                    _save_checkpoint(checkpoint, model, opt, {"step": step + 1, "curve": curve, "wall_s": wall})
+                if world > 1:
+                    torch.distributed.barrier()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    run_wall = time.perf_counter() - start
+    wall = state["wall_s"] + run_wall
+    final = curve[-1] if curve and curve[-1]["step"] == steps and not diverged else None
+    tokens_trained = steps * t.batch_size * t.seq_len
+    flops = train_flops(n_params, spec.preset, t.seq_len, tokens_trained)
+    achieved = flops * (steps - resumed_from) / max(1, steps) / run_wall / world if run_wall > 0 else None
+    peak = _peak_flops(device)
     result = {**dataclasses.asdict(spec), "run_id": spec.run_id, "n_params": n_params, "steps": steps,
-              "tokens_trained": steps * t.batch_size * t.seq_len, "wall_s": round(wall, 3),
+              "tokens_trained": tokens_trained, "wall_s": round(wall, 3), "resumed_from_step": resumed_from,
+              "device": str(device.type), "world_size": world, "train_flops": flops,
+              "tflops_per_s": round(achieved / 1e12, 4) if achieved else None,
+              "mfu": round(achieved / peak, 4) if achieved and peak else None,
               "diverged": final is None, "curve": curve}
     for key in ["loss_mean"] + [f"loss_{d}" for d in valid]:
         result[key] = final[key] if final else float("nan")
@@ -135,13 +283,11 @@ def fingerprint(spec: RunSpec, t: TrainParams, digests: dict[str, str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def _cost(spec: RunSpec, vocab_size: int) -> int:
-    """Rough FLOPs of a run (blocks plus embeddings; Pythia's are untied), to schedule big runs first."""
-    from proxyrank.models import PRESETS
+def _cost(spec: RunSpec, vocab_size: int, seq_len: int) -> int:
+    """Training FLOPs of a run, to schedule the longest runs first."""
+    from proxyrank.models import param_count, train_flops
 
-    p = PRESETS[spec.preset]
-    embeddings = (2 if p.family == "pythia" else 1) * vocab_size * p.hidden
-    return spec.tokens * (12 * p.hidden * p.hidden * p.layers + embeddings)
+    return train_flops(param_count(spec.preset, vocab_size, seq_len), spec.preset, seq_len, spec.tokens)
 
 
 def _init_worker(threads: int) -> None:
@@ -151,16 +297,26 @@ def _init_worker(threads: int) -> None:
 
 
 def _work(job):
+    import shutil
+
     spec, t, train_path, valid_paths, vocab_size, resume_path = job
     valid = {d: load_array(Path(p)) for d, p in valid_paths.items()}
-    result = train_run(spec, t, load_array(Path(train_path)), valid, vocab_size)
-    write_json(resume_path, result)
+    checkpoint = resume_path.with_suffix(".ckpt")
+    result = train_run(spec, t, load_array(Path(train_path)), valid, vocab_size, checkpoint)
+    if distributed()[0] == 0:
+        write_json(resume_path, result)
+        shutil.rmtree(checkpoint, ignore_errors=True)
     return result
 
 
 def run_all(specs: list[RunSpec], t: TrainParams, train_path: Path, valid_paths: dict[str, Path],
             vocab_size: int, resume_dir: Path, out_dir: Path) -> list[dict]:
-    """Train every spec (resuming finished ones), write one JSON per run into out_dir."""
+    """Train every spec (resuming finished or checkpointed ones), write one JSON per run into out_dir.
+
+    Forked CPU workers run jobs side by side; on CUDA or under torchrun the jobs run in turn
+    (one GPU per process: spread recipes over GPUs with CUDA_VISIBLE_DEVICES, README).
+    """
+    rank, world = distributed()
     digests = {"train": sha256(train_path), **{d: sha256(p) for d, p in sorted(valid_paths.items())}}
     jobs, results = [], []
     for spec in specs:
@@ -170,11 +326,12 @@ def run_all(specs: list[RunSpec], t: TrainParams, train_path: Path, valid_paths:
         else:
             jobs.append((spec, t, str(train_path), {d: str(p) for d, p in valid_paths.items()},
                          vocab_size, resume_path))
-    jobs.sort(key=lambda job: _cost(job[0], vocab_size), reverse=True)  # longest first: no idle tail
-    print(f"train: {len(specs)} runs, {len(results)} resumed, {len(jobs)} to train "
-          f"on {min(t.workers, max(1, len(jobs)))} worker(s)", flush=True)
+    jobs.sort(key=lambda job: _cost(job[0], vocab_size, t.seq_len), reverse=True)  # longest first: no idle tail
+    workers = 1 if world > 1 or _device(t).type == "cuda" else min(t.workers, len(jobs))
+    if rank == 0:
+        print(f"train: {len(specs)} runs, {len(results)} resumed, {len(jobs)} to train on "
+              f"{world if world > 1 else max(1, workers)} {'process' if world > 1 else 'worker'}(s)", flush=True)
     start = time.perf_counter()
-    workers = min(t.workers, len(jobs))
     if workers > 1:
         threads = max(1, (mp.cpu_count() or 1) // workers)
         with mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(threads,)) as pool:
@@ -184,11 +341,13 @@ def run_all(specs: list[RunSpec], t: TrainParams, train_path: Path, valid_paths:
     else:
         for job in jobs:
             results.append(_work(job))
-            _progress(results[-1], len(results), len(specs))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for r in results:
-        write_json(out_dir / f"{r['run_id']}.json", r)
-    print(f"train: done {len(jobs)} runs in {time.perf_counter() - start:.0f} s", flush=True)
+            if rank == 0:
+                _progress(results[-1], len(results), len(specs))
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for r in results:
+            write_json(out_dir / f"{r['run_id']}.json", r)
+        print(f"train: done {len(jobs)} runs in {time.perf_counter() - start:.0f} s", flush=True)
     return results
 
 

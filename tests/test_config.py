@@ -1,5 +1,7 @@
 """params.yaml validation: every bad value is refused with the key and what is allowed."""
 import copy
+import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
@@ -63,6 +65,7 @@ def test_default_params_declare_the_papers_23_recipes():
     (("proxies", 0, "lrs"), [3e-3, 0.0], "proxies[0].lrs[1]: must be > 0"),
     (("proxies", 0, "lrs"), [3e-3, -1e-5], "proxies[0].lrs[1]: must be > 0"),
     (("proxies", 0, "lrs"), [], "needs at least one learning rate"),
+    (("proxies", 0, "lrs"), [3e-3, 1e-5, 1.2e-5], "equal to one significant digit"),
     (("proxies", 0, "lrs"), ["fast"], "expected a number"),
     (("proxies", 0, "family"), "llama", "allowed: gpt2, pythia, opt"),
     (("proxies", 0, "preset"), "gpt2-huge", "unknown preset 'gpt2-huge'"),
@@ -73,6 +76,10 @@ def test_default_params_declare_the_papers_23_recipes():
     (("train", "seq_len"), 0, "train.seq_len: must be > 0"),
     (("train", "proxy_tokens"), 10, "less than one batch"),
     (("train", "warmup_frac"), 1.5, "warmup_frac"),
+    (("train", "device"), "tpu", "train.device: unknown value 'tpu'"),
+    (("train", "precision"), "fp16", "allowed: auto, fp32, bf16"),
+    (("train", "grad_accum"), 3, "train.grad_accum: 3 must divide train.batch_size"),
+    (("train", "grad_accum"), 0, "train.grad_accum: must be > 0"),
     (("corpus", "sources"), ["local-code", "pile"], "unknown source(s) pile"),
     (("corpus", "manifest"), "/nonexistent/sources.yaml", "cannot read"),
     (("split", "valid_domains"), ["code", "poetry"], "poetry not provided"),
@@ -122,3 +129,32 @@ def test_check_command_validates_without_running(tmp_path, params_dict, capsys):
     good.write_text(yaml.safe_dump(params_dict))
     assert main(["check", "--params", str(good)]) == 2
     assert "proxies[0].lrs[0]: must be > 0" in capsys.readouterr().err
+
+
+def test_seed_lrs_pick_the_lrs_that_run_every_seed(params_dict):
+    spec = parse_params(params_dict).proxies[0]
+    lrs = spec.lrs
+    spec = dataclasses.replace(spec, seeds=[0, 1], seed_lrs=[lrs[0]])
+    assert spec.runs() == [(lrs[0], 0), (lrs[0], 1)] + [(lr, 0) for lr in lrs[1:]]
+    assert len(dataclasses.replace(spec, seed_lrs=None).runs()) == 2 * len(lrs)
+    bad = copy.deepcopy(params_dict)
+    bad["proxies"][0].update(seeds=[0, 1], seed_lrs=[0.5])
+    with pytest.raises(ParamsError, match=r"proxies\[0\]\.seed_lrs: 0.5 is not in lrs"):
+        parse_params(bad)
+    bad["proxies"][0].update(seeds=[1, 1], seed_lrs=None)
+    with pytest.raises(ParamsError, match=r"proxies\[0\]\.seeds: each seed once"):
+        parse_params(bad)
+
+
+def test_keys_that_dvc_yaml_tracks_must_be_in_params(tmp_path, params_dict):
+    from proxyrank.config import missing_stage_params
+
+    root = Path(__file__).resolve().parents[1]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params_dict))
+    assert missing_stage_params(path, root / "dvc.yaml") == []
+    del params_dict["train"]["precision"]
+    path.write_text(yaml.safe_dump(params_dict))
+    assert missing_stage_params(path, root / "dvc.yaml") == ["train.precision"]
+    for profile in (root / "profiles").glob("*.yaml"):
+        assert missing_stage_params(profile, root / "dvc.yaml") == [], profile.name

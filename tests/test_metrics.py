@@ -133,6 +133,7 @@ def test_analyze_headline():
     assert g["regret1_tiny"] == pytest.approx(0.0)
     assert g["regret1_standard"] == pytest.approx(0.1)  # picks r1 instead of r0
     assert g["best_spearman_lr"] == pytest.approx(TINY)
+    assert g["seed_spearman_standard"] == pytest.approx(1.0) and g["seed_spearman_tiny"] == pytest.approx(1.0)
 
 
 def test_analyze_detail():

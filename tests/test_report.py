@@ -13,11 +13,14 @@ from proxyrank.report import figures, write_report
 
 @pytest.fixture
 def reports(tmp_path, params_dict):
+    first = params_dict["proxies"][0]  # a second seed at the standard and the tiny LR only
+    first.update(seeds=[0, 1], seed_lrs=[params_dict["analysis"]["standard_lr"][first["family"]],
+                                         params_dict["analysis"]["tiny_lr"]])
     p = parse_params(params_dict)
     rng = np.random.default_rng(0)
     quality = {name: i * 0.1 for i, name in enumerate(p.recipes)}
     rows, curves = [], []
-    specs = [("proxy", s.family, lr, seed) for s in p.proxies for lr in s.lrs for seed in s.seeds]
+    specs = [("proxy", s.family, lr, seed) for s in p.proxies for lr, seed in s.runs()]
     specs += [("reference", p.reference.family, lr, seed) for lr in p.reference.lrs for seed in p.reference.seeds]
     for recipe, q in quality.items():
         for role, fam, lr, seed in specs:
@@ -55,6 +58,13 @@ def test_figures_render_as_png(reports):
     assert all((folder / "figures" / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
     plot = pd.read_csv(folder / "plots" / "spearman_vs_lr.csv")
     assert list(plot.columns) == ["lr", "gpt2", "pythia", "opt"]
+    curves = pd.read_csv(folder / "plots" / "curves.csv")
+    assert list(curves.columns) == ["tokens"] + [f"{f}_{t}" for f in ("gpt2", "pythia", "opt")
+                                                 for t in ("standard", "tiny")]
+    raw = pd.read_csv(folder / "curves.csv")
+    fam = p.proxies[0].family
+    tiny = raw[(raw.role == "proxy") & (raw.family == fam) & np.isclose(raw.lr, p.analysis.tiny_lr)]
+    assert curves[f"{fam}_tiny"].tolist() == pytest.approx(tiny.groupby("tokens").loss_mean.mean().tolist())
 
 
 def test_report_numbers_come_from_metrics(reports):
@@ -67,5 +77,9 @@ def test_report_numbers_come_from_metrics(reports):
     for fam in p.analysis.standard_lr:
         assert f"| {fam} | {metrics[fam]['spearman_standard']:.3f} [" in text
     assert "**Does the finding reproduce at this scale?**" in text
+    fam = p.proxies[0].family
+    assert "## Seed spread" in text and f"seeds [0, 1] at {p.analysis.standard_lr[fam]:g}" in text
+    assert f"| {fam} | {p.analysis.standard_lr[fam]:g} | 2 | " in text
+    assert f"| {fam} | {p.proxies[0].lrs[1]:g} | 2 | " not in text or p.proxies[0].lrs[1] == p.analysis.tiny_lr
     assert all(f"| {r} | {p.recipes[r].group} | {p.recipes[r].source} | c4, dedup exact | 3 | 100 | 0.250 | "
                f"c4_min_sentences 7 | code 1.00 |" in text for r in p.recipes)

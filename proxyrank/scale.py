@@ -1,0 +1,430 @@
+"""Spreading the training stages over GPUs and machines; DVC joins the results again.
+
+DVC runs one stage at a time per workspace (`dvc repro` holds the repository lock) and does not
+schedule GPUs, while every `proxies@R` and `references@R` stage is independent of the others. So:
+
+- one machine, many GPUs (`python -m proxyrank gpus`): DVC builds the data (upstream stages and
+  `recipe@R`); then one worker per GPU, pinned with CUDA_VISIBLE_DEVICES, runs the training stages'
+  own commands for its share of the recipes; then `dvc commit` records each stage (outputs,
+  dvc.lock and a run-cache entry) exactly as `dvc repro` would have. With `--ddp-references` the
+  references instead train one at a time across all the GPUs under torchrun (DDP).
+- a cluster (`python -m proxyrank slurm`): three job scripts. `prep` builds the upstream stages
+  once; a job array, each task in its own clone, pulls the upstream outputs its stages read and
+  reproduces its disjoint share of the per-recipe stages (`dvc repro -s`); `finish`, after every
+  task succeeded, pulls the training outputs into the repository and runs collect, metrics,
+  figures and report. Data goes through the shared DVC remote (outputs and run-cache). What the
+  remote cannot carry goes through a state folder beside the scripts: each job's dvc.lock entries
+  and its `cache: false` outputs (metrics such as reports/recipes/R.json, which DVC 3.67 neither
+  pushes nor can restore from a pulled run-cache without), exported by `lock export` and joined
+  by `lock merge`.
+Neither path changes what a stage computes: a run's result depends only on its fingerprint
+(train.py), so the split, the merge and a rerun all agree with a plain `dvc repro`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from proxyrank.config import Params, ParamsError
+
+TRAINING = ("proxies", "references")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """dvc.yaml's stages cut where the per-recipe (foreach) stages begin and end."""
+    upstream: list[str]  # stages the per-recipe stages need, in dvc.yaml order
+    per_recipe: list[str]  # foreach stages, in order (recipe, proxies, references)
+    downstream: list[str]  # everything else (collect, metrics, figures, report)
+    commands: dict[str, str]  # stage -> cmd; foreach commands keep ${key}
+    feeds: list[str]  # upstream stages whose outputs the per-recipe stages read
+    uncached: dict[str, list[str]]  # stage -> its `cache: false` outputs; foreach paths keep ${key}
+
+    def targets(self, recipes: list[str], stages: tuple[str, ...] | list[str] | None = None) -> list[str]:
+        """DVC targets of the per-recipe stages of `recipes`, recipe by recipe (`-s` keeps this order)."""
+        return [f"{s}@{r}" for r in recipes for s in (stages or self.per_recipe)]
+
+    def command(self, stage: str, recipe: str | None = None) -> str:
+        cmd = self.commands[stage]
+        return cmd.replace("${key}", recipe) if recipe is not None else cmd
+
+    def uncached_outputs(self, name: str) -> list[str]:
+        """The `cache: false` outputs of a dvc.lock stage name (`recipe@R` or `split`)."""
+        stage, _, key = name.partition("@")
+        return [path.replace("${key}", key) for path in self.uncached.get(stage, [])]
+
+
+def _paths(entries) -> list[str]:
+    return [next(iter(e)) if isinstance(e, dict) else str(e) for e in entries or []]
+
+
+def _uncached(entries) -> list[str]:
+    return [path for e in entries or [] if isinstance(e, dict)
+            for path, opts in e.items() if isinstance(opts, dict) and opts.get("cache") is False]
+
+
+def _related(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def pipeline(dvc_yaml: str | Path = "dvc.yaml") -> Pipeline:
+    """Read the stage graph from dvc.yaml (names and commands are DVC's, not repeated here)."""
+    try:
+        stages = yaml.safe_load(Path(dvc_yaml).read_text())["stages"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
+        raise ParamsError(f"{dvc_yaml}: cannot read its stages ({e}); run from the project root") from None
+    foreach = [n for n, s in stages.items() if "foreach" in s]
+    if not foreach:
+        raise ParamsError(f"{dvc_yaml}: no foreach (per-recipe) stages to spread")
+    body = {n: (s["do"] if n in foreach else s) for n, s in stages.items()}
+    kinds = ("outs", "metrics", "plots")
+    outs = {n: [o for k in kinds for o in _paths(body[n].get(k))] for n in stages if n not in foreach}
+    direct = [d for n in foreach for d in _paths(body[n].get("deps")) if "${" not in d]
+    feeds = {name for name, paths in outs.items() if any(_related(d, o) for d in direct for o in paths)}
+    need, todo = set(feeds), [d for n in feeds for d in _paths(body[n].get("deps"))]
+    while todo:
+        dep = todo.pop()
+        for name, paths in outs.items():
+            if name not in need and any(_related(dep, o) for o in paths):
+                need.add(name)
+                todo += _paths(body[name].get("deps"))
+    return Pipeline(upstream=[n for n in stages if n in need], per_recipe=foreach,
+                    downstream=[n for n in stages if n not in need and n not in foreach],
+                    commands={n: body[n]["cmd"] for n in stages}, feeds=[n for n in stages if n in feeds],
+                    uncached={n: [o for k in kinds for o in _uncached(body[n].get(k))] for n in stages})
+
+
+def shares(recipes: list[str], n: int) -> list[list[str]]:
+    """`recipes` dealt round-robin into n disjoint shares: every recipe trains the same runs
+    (run_specs differ only in the recipe), so equal counts are equal work."""
+    if not 1 <= n <= len(recipes):
+        raise ParamsError(f"{n} shares of {len(recipes)} recipes: use 1 to {len(recipes)}")
+    return [recipes[i::n] for i in range(n)]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """The environment of a child: this Python's bin first, so `python` and `dvc` are the venv's."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
+
+
+def _run(cmd: str | list[str], log=None, env: dict | None = None) -> None:
+    shown = cmd if isinstance(cmd, str) else shlex.join(cmd)
+    print(f"$ {shown}", flush=True)
+    if log is not None:
+        log.write(f"$ {shown}\n")
+        log.flush()
+    args = shlex.split(cmd) if isinstance(cmd, str) else cmd  # stage commands: no shell needed
+    proc = subprocess.run(args, env=env or _env(),
+                          stdout=log, stderr=subprocess.STDOUT if log is not None else None)
+    if proc.returncode != 0:
+        raise RuntimeError(f"`{shown}` failed (exit {proc.returncode})"
+                           + (f"; its output is in {log.name}" if log is not None else ""))
+
+
+# --------------------------------------------------------------------------- job state
+
+LOCK = "dvc.lock"
+
+
+def _read_lock(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ParamsError(f"{path}: cannot read it as a dvc.lock ({e})") from None
+    return data
+
+
+def export_state(dest: Path, root: Path = Path("."), dvc_yaml: str | Path = "dvc.yaml") -> int:
+    """Copy this workspace's dvc.lock and every `cache: false` output it records into `dest`
+    (replaced whole), for `merge_state` elsewhere; returns the number of stages."""
+    from proxyrank.files import atomic_dir
+
+    pipe = pipeline(root / dvc_yaml)
+    lock = _read_lock(root / LOCK)
+    stages = lock.get("stages") or {}
+    with atomic_dir(dest) as tmp:
+        (tmp / LOCK).write_text((root / LOCK).read_text())
+        for name in stages:
+            for path in pipe.uncached_outputs(name):
+                if not (root / path).exists():
+                    raise ParamsError(f"{path}: output of {name} in dvc.lock is missing; rerun `dvc repro {name}`")
+                (tmp / path).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / path).write_bytes((root / path).read_bytes())
+    print(f"lock export: {len(stages)} stages to {dest}")
+    return len(stages)
+
+
+def merge_state(sources: list[Path], root: Path = Path(".")) -> int:
+    """Join the dvc.lock entries and uncached outputs that jobs exported into this workspace.
+
+    A stage two jobs both recorded (the shared upstream) must be recorded identically, and so must
+    a file both wrote: a difference means a stage is not deterministic, and is an error naming it.
+    Entries for other stages already in this dvc.lock are kept."""
+    from proxyrank.files import atomic_path, write_text
+
+    merged: dict[str, dict] = {}
+    files: dict[str, tuple[bytes, Path]] = {}
+    for src in sources:
+        if not (src / LOCK).is_file():
+            raise ParamsError(f"{src}: no {LOCK}; did the job that exports it finish?")
+        for name, entry in (_read_lock(src / LOCK).get("stages") or {}).items():
+            if name in merged and merged[name] != entry:
+                raise ParamsError(f"{name}: recorded differently by two jobs ({src}); its outputs are not "
+                                  f"reproducible, so the results cannot be joined")
+            merged[name] = entry
+        for path in sorted(q for q in src.rglob("*") if q.is_file() and q.name != LOCK):
+            rel = path.relative_to(src).as_posix()
+            data = path.read_bytes()
+            if rel in files and files[rel][0] != data:
+                raise ParamsError(f"{rel}: written differently by {files[rel][1]} and {src}")
+            files[rel] = (data, src)
+    lock = _read_lock(root / LOCK) if (root / LOCK).exists() else {}
+    lock.setdefault("schema", "2.0")
+    lock["stages"] = {**(lock.get("stages") or {}), **merged}
+    for rel, (data, _) in files.items():
+        with atomic_path(root / rel) as tmp:
+            tmp.write_bytes(data)
+    write_text(root / LOCK, yaml.safe_dump(lock, sort_keys=False))
+    print(f"lock merge: {len(merged)} stages and {len(files)} files from {len(sources)} job(s)")
+    return len(merged)
+
+
+# --------------------------------------------------------------------------- one machine, many GPUs
+
+def _changed(targets: list[str]) -> set[str]:
+    """The targets `dvc status` finds out of date (each stage alone, not its upstream)."""
+    proc = subprocess.run(["dvc", "status", "--json", *targets], capture_output=True, text=True, env=_env())
+    if proc.returncode != 0:
+        raise RuntimeError(f"`dvc status` failed: {proc.stderr.strip()[-500:]}")
+    return set(json.loads(proc.stdout or "{}"))
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use: CUDA_VISIBLE_DEVICES (as Slurm sets it), else all torch sees."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g for g in env.split(",") if g.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def run_gpus(p: Params, gpus: list[str], recipes: list[str] | None = None, *, use_dvc: bool = True,
+             single_item: bool = False, ddp_references: bool = False, log_dir: Path = Path("data/.logs"),
+             dvc_yaml: str | Path = "dvc.yaml") -> None:
+    """Train the per-recipe stages of `recipes` (default: all) with one worker per GPU.
+
+    1. data: `dvc repro recipe@R ...` (upstream stages too; with single_item `dvc repro -s`, the
+       upstream outputs being in place already, as in a Slurm task);
+    2. training: each GPU's worker runs `proxies R` and `references R` for its round-robin share,
+       one stage after another, with CUDA_VISIBLE_DEVICES set to that GPU (logs in log_dir);
+       with ddp_references the references then train one recipe at a time on all GPUs (torchrun);
+    3. `dvc commit -f` of every training stage: outputs, dvc.lock and run-cache entries;
+    4. with every recipe, `dvc repro` finishes the study (collect, metrics, figures, report).
+    Without DVC (use_dvc=False) the same stage commands run directly, in dvc.yaml's order (the
+    upstream ones unless single_item).
+    """
+    if not gpus:
+        raise ParamsError("no GPUs to run on: name them (--gpus 0,1,...); on a machine without GPUs each "
+                          "id is one CPU worker process")
+    pipe = pipeline(dvc_yaml)
+    everything = recipes is None
+    recipes = list(p.recipes) if everything else recipes
+    for r in recipes:
+        p.recipe(r)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    print(f"gpus: {len(recipes)} recipes on {len(gpus)} GPU(s) {','.join(gpus)}"
+          f"{', references across all of them (DDP)' if ddp_references else ''}; logs in {log_dir}/", flush=True)
+    start = time.perf_counter()
+    recipe_stages = [s for s in pipe.per_recipe if s not in TRAINING]
+    if use_dvc:
+        _run(["dvc", "repro", *(["-s"] if single_item else []), *pipe.targets(recipes, recipe_stages)])
+    else:
+        for stage in [] if single_item else pipe.upstream:
+            _run(pipe.command(stage))
+        for target in pipe.targets(recipes, recipe_stages):
+            stage, recipe = target.split("@", 1)
+            _run(pipe.command(stage, recipe))
+    todo = _changed(pipe.targets(recipes, TRAINING)) if use_dvc else set(pipe.targets(recipes, TRAINING))
+    print(f"gpus: {len(todo)} of {2 * len(recipes)} training stages to run", flush=True)
+    roles = ("proxies",) if ddp_references else TRAINING
+
+    work = list(zip(gpus, shares(recipes, min(len(gpus), len(recipes)))))
+    # workers side by side share the CPU: torch's default of one thread per core in each of them
+    # oversubscribes it (on 2 cores a nano model's step was 30x slower); an explicit setting wins
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // len(work)))
+
+    def worker(gpu: str, share: list[str]) -> None:
+        with open(log_dir / f"gpu{gpu}.log", "a") as log:
+            for r in share:
+                for stage in roles:
+                    if f"{stage}@{r}" in todo:
+                        _run(pipe.command(stage, r), log, _env(CUDA_VISIBLE_DEVICES=gpu, OMP_NUM_THREADS=threads))
+
+    with ThreadPoolExecutor(len(work)) as pool:
+        futures = {g: pool.submit(worker, g, s) for g, s in work}
+    failed = [f"GPU {g}: {f.exception()}" for g, f in futures.items() if f.exception()]
+    if failed:
+        raise RuntimeError("training failed; " + "; ".join(failed))
+    if ddp_references:
+        with open(log_dir / "ddp.log", "a") as log:
+            for r in (r for r in recipes if f"references@{r}" in todo):
+                _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                      str(len(gpus)), "-m", "proxyrank", "references", r], log,
+                     _env(CUDA_VISIBLE_DEVICES=",".join(gpus)))
+    if use_dvc:
+        if todo:
+            _run(["dvc", "commit", "-f", *sorted(todo)])
+        if everything:
+            _run(["dvc", "repro"])
+    elif everything:
+        for stage in pipe.downstream:
+            _run(pipe.command(stage))
+    print(f"gpus: {len(recipes)} recipes trained in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+# --------------------------------------------------------------------------- Slurm
+
+def _git(*args: str, cwd: Path) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ParamsError(f"git {' '.join(args)}: {proc.stderr.strip() or 'failed'} (the jobs clone the "
+                          f"project's git repository)")
+    return proc.stdout.strip()
+
+
+def shared_remote(root: Path, remote: str | None) -> str:
+    """The DVC remote every job reaches: named, or the default, defined in the committed .dvc/config
+    (config.local does not travel to clones) and, for a folder, by an absolute path."""
+    from configobj import ConfigObj
+
+    config = ConfigObj(str(root / ".dvc" / "config"))
+    name = remote or config.get("core", {}).get("remote")
+    if not name:
+        raise ParamsError("no DVC remote: every job pushes to and pulls from one shared remote; add one "
+                          "with `dvc remote add -d shared /shared/folder` (or ssh://, s3://) and commit .dvc/config")
+    section = config.get(f'remote "{name}"')
+    if section is None:
+        raise ParamsError(f"DVC remote {name!r} is not in .dvc/config (a remote in config.local does not "
+                          f"reach the jobs' clones); add it without --local and commit .dvc/config")
+    url = section.get("url", "")
+    if "://" not in url and not os.path.isabs(url):
+        raise ParamsError(f"DVC remote {name!r} is the relative path {url!r}: each clone would resolve it "
+                          f"against its own folder; use an absolute path on the shared filesystem")
+    return name
+
+
+def _printf(stages) -> tuple[str, str]:
+    """printf format and arguments that make `stage@$r` for each of `stages`."""
+    return " ".join(f"{s}@%s" for s in stages), " ".join('"$r"' for _ in stages)
+
+
+def _walltime(hours: float) -> str:
+    minutes = max(10, math.ceil(hours * 60))
+    return f"{minutes // 1440}-{minutes % 1440 // 60:02d}:{minutes % 60:02d}:00"
+
+
+def _header(name: str, logs: Path, time_limit: str, cpus: int, gpus: int, partition: str | None,
+            account: str | None, array: str | None = None) -> list[str]:
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={name}",
+             f"#SBATCH --output={logs}/{'%x-%A_%a' if array else '%x-%j'}.out",
+             f"#SBATCH --time={time_limit}", "#SBATCH --nodes=1", "#SBATCH --ntasks=1",
+             f"#SBATCH --cpus-per-task={cpus}"]
+    lines += [f"#SBATCH --gres=gpu:{gpus}"] * (gpus > 0)
+    lines += [f"#SBATCH --array={array}"] * bool(array)
+    lines += [f"#SBATCH --partition={partition}"] * bool(partition)
+    lines += [f"#SBATCH --account={account}"] * bool(account)
+    return lines
+
+
+def write_slurm(p: Params, out: Path, tasks: int, *, gpus_per_task: int = 1, ddp_references: bool = False,
+                remote: str | None = None, partition: str | None = None, account: str | None = None,
+                cpus: int = 8, time_limit: str | None = None, workdir: str = "${TMPDIR:-/tmp}",
+                setup: str = "", mfu: float = 0.4, gpu: str = "H100", root: Path = Path(".")) -> dict:
+    """Write prep.sbatch, train.sbatch (a job array of `tasks`), finish.sbatch and submit.sh into
+    `out`; returns each task's recipes and estimated hours."""
+    from proxyrank.plan import gpu_hours, peak_flops, run_costs
+
+    root = root.resolve()
+    repo = Path(_git("rev-parse", "--show-toplevel", cwd=root))
+    commit = _git("rev-parse", "HEAD", cwd=root)
+    dirty = _git("status", "--porcelain", "--", "params.yaml", "dvc.yaml", "proxyrank", ".dvc/config", cwd=root)
+    if dirty:
+        raise ParamsError(f"commit these first, the jobs clone the repository at a commit:\n{dirty}")
+    name = shared_remote(root, remote)
+    pipe = pipeline(root / "dvc.yaml")
+    parts = shares(list(p.recipes), tasks)
+    _, peak = peak_flops(gpu)
+    per_recipe = sum(c.flops for c in run_costs(p, [next(iter(p.recipes))]))
+    hours = [gpu_hours(per_recipe * len(s), mfu, peak) / max(1, gpus_per_task) for s in parts]
+    out = out.resolve()
+    logs, state = out / "logs", out / "state"
+    logs.mkdir(parents=True, exist_ok=True)
+    r = f" -r {shlex.quote(name)}" if remote else ""
+    env = setup or f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"'
+    common = ["set -euo pipefail", env, "export DVC_NO_ANALYTICS=1", f"STATE={shlex.quote(str(state))}"]
+    # one workspace per commit and task, kept when a job fails: resubmitted (`sbatch --array=N`), the
+    # task resumes its finished and checkpointed runs from data/.resume/ (on a shared --workdir)
+    clone = [*common, f'WORK="{workdir}/proxyrank-{commit[:12]}-${{SLURM_ARRAY_TASK_ID:-prep}}"',
+             f'[ -d "$WORK/.git" ] || git clone -q {shlex.quote(str(repo))} "$WORK"', 'cd "$WORK"',
+             f"git checkout -q {commit}"]
+    upstream, feeds = " ".join(pipe.upstream), " ".join(pipe.feeds)
+    each = "$(for r in $SHARE; do printf '{} ' {}; done)"
+    recipe_targets = each.format(*_printf(["recipe"]))
+    training = each.format(*_printf(TRAINING))
+    ddp = " --ddp-references" if ddp_references else ""
+    train = f"dvc repro -s {training}" if gpus_per_task <= 1 else \
+        f'python -m proxyrank gpus --single-item --recipes "$SHARE"{ddp}'
+    table = [f'  "{" ".join(s)}"  # task {i}: {len(s)} recipe(s), ~{h:.3g} h at MFU {mfu:g} on {gpu}'
+             for i, (s, h) in enumerate(zip(parts, hours))]
+    files = {}
+    files["prep.sbatch"] = _header("proxyrank-prep", logs, "0-12:00:00", cpus, 0, partition, account) + [
+        "# the stages every recipe needs (corpus, split, crawl, curation, tokenizer, validation tokens),",
+        "# built once: outputs and run-cache to the remote, dvc.lock and uncached outputs to $STATE/prep",
+        *clone, 'rm -rf "$STATE" && mkdir -p "$STATE"', f"dvc repro {upstream}",
+        f"dvc push --run-cache{r} {upstream}", 'python -m proxyrank lock export "$STATE/prep"',
+        'cd / && rm -rf "$WORK"']
+    files["train.sbatch"] = _header("proxyrank-train", logs, time_limit or _walltime(1.5 * max(hours) + 0.25),
+                                    cpus, gpus_per_task, partition, account, f"0-{len(parts) - 1}") + [
+        "# one share of the recipes per array task: the upstream outputs its stages read are pulled,",
+        "# its recipe, proxies and references stages reproduced alone (dvc repro -s), their outputs and",
+        "# run-cache pushed, and its dvc.lock and uncached outputs exported to $STATE/task-N",
+        "SHARES=(", *table, ")", 'SHARE="${SHARES[$SLURM_ARRAY_TASK_ID]}"', *clone,
+        'python -m proxyrank lock merge "$STATE/prep"', f"dvc pull{r} {feeds}",
+        f"dvc repro -s {recipe_targets}", train,
+        f"dvc push --run-cache{r} {recipe_targets} {training}",
+        'python -m proxyrank lock export "$STATE/task-$SLURM_ARRAY_TASK_ID"', 'cd / && rm -rf "$WORK"']
+    files["finish.sbatch"] = _header("proxyrank-finish", logs, "0-04:00:00", cpus, 0, partition, account) + [
+        "# in the repository itself: join every job's dvc.lock entries and uncached outputs, pull the",
+        "# training outputs, run collect, metrics, figures and report; then commit dvc.lock and reports/",
+        *common, f"cd {shlex.quote(str(repo))}",
+        f'git diff --quiet {commit} -- params.yaml dvc.yaml proxyrank || '
+        f'{{ echo "params or code changed since the jobs were written ({commit[:12]})" >&2; exit 1; }}',
+        f'[ "$(ls -d "$STATE"/task-* | wc -l)" = {len(parts)} ] || '
+        f'{{ echo "expected {len(parts)} finished tasks in $STATE" >&2; exit 1; }}',
+        'python -m proxyrank lock merge "$STATE/prep" "$STATE"/task-*',
+        f"dvc pull{r} {' '.join(pipe.targets(list(p.recipes), TRAINING))}",
+        f"dvc repro -s {' '.join(pipe.downstream)}",
+        "echo 'done: commit dvc.lock and reports/; `dvc pull` brings any other output here'"]
+    files["submit.sh"] = ["#!/bin/bash", "# submit the three jobs; each waits for the one before it to succeed",
+                          "set -euo pipefail", 'cd "$(dirname "$0")"',
+                          "prep=$(sbatch --parsable prep.sbatch)",
+                          'train=$(sbatch --parsable --dependency=afterok:"$prep" train.sbatch)',
+                          'finish=$(sbatch --parsable --dependency=afterok:"$train" finish.sbatch)',
+                          'echo "submitted: prep $prep, train $train (array), finish $finish"']
+    for fname, lines in files.items():
+        path = out / fname
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o755)
+    return {"tasks": [{"recipes": s, "hours": h} for s, h in zip(parts, hours)], "remote": name,
+            "commit": commit, "files": sorted(files)}

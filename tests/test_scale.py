@@ -1,0 +1,161 @@
+"""Spreading the training stages: dvc.yaml's cut, the shares, the Slurm scripts, and a real
+split-then-merge through a local-folder DVC remote (the generated scripts run as Slurm would run them)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, smoke_params
+from proxyrank.config import ParamsError, parse_params
+from proxyrank.scale import export_state, merge_state, pipeline, shared_remote, shares
+from test_pipeline import _sh, make_study
+
+RECIPES = ["mix-natural", "mix-uniform", "mix-code"]
+
+
+def _tiny(local_corpus) -> dict:
+    """Three pool recipes, one nano proxy at two LRs and a nano reference: the least that ranks."""
+    params = smoke_params(local_corpus)
+    params["recipes"] = {"mix-natural": {"group": "mixing", "weights": "natural"},
+                         "mix-uniform": {"group": "mixing", "weights": "uniform"},
+                         "mix-code": {"group": "mixing", "weights": {"code": 2, "techdocs": 1, "wiki": 1}}}
+    params["proxies"] = [{"family": "gpt2", "preset": "gpt2-nano", "lrs": [3e-3, 1e-5], "seeds": [0]}]
+    params["reference"] = {"family": "pythia", "preset": "pythia-nano", "lrs": [3e-3], "seeds": [0]}
+    params["train"].update(proxy_tokens=10240, reference_tokens=10240, workers=1)
+    params["analysis"] = {"standard_lr": {"gpt2": 3e-3}, "tiny_lr": 1e-5, "n_boot": 20}
+    return params
+
+
+def test_pipeline_is_cut_where_the_per_recipe_stages_begin_and_end():
+    pipe = pipeline(ROOT / "dvc.yaml")
+    assert pipe.per_recipe == ["recipe", "proxies", "references"]
+    assert pipe.upstream == ["fetch", "extract", "split", "tokenizer", "crawl", "curate", "tokens"]
+    assert pipe.feeds == ["split", "tokenizer", "crawl", "curate", "tokens"]
+    assert pipe.uncached_outputs("recipe@mix-a") == ["reports/recipes/mix-a.json"]
+    assert pipe.uncached_outputs("proxies@mix-a") == [] and pipe.uncached_outputs("split") == ["reports/split.json"]
+    assert pipe.downstream == ["collect", "metrics", "figures", "report"]
+    assert pipe.targets(["a", "b"], ("proxies",)) == ["proxies@a", "proxies@b"]
+    assert pipe.command("proxies", "mix-a") == "python -m proxyrank proxies mix-a"
+
+
+def test_shares_are_disjoint_and_cover_every_recipe():
+    names = [f"r{i}" for i in range(23)]
+    parts = shares(names, 4)
+    assert sorted(sum(parts, [])) == sorted(names) and [len(s) for s in parts] == [6, 6, 6, 5]
+    with pytest.raises(ParamsError, match="24 shares of 23 recipes: use 1 to 23"):
+        shares(names, 24)
+
+
+def test_the_shared_remote_must_travel_with_the_clones(tmp_path):
+    (tmp_path / ".dvc").mkdir()
+    config = tmp_path / ".dvc" / "config"
+    config.write_text("[core]\n    analytics = false\n")
+    with pytest.raises(ParamsError, match="no DVC remote"):
+        shared_remote(tmp_path, None)
+    config.write_text("[core]\n    remote = shared\n['remote \"shared\"']\n    url = ../remote\n")
+    with pytest.raises(ParamsError, match="relative path '../remote'"):
+        shared_remote(tmp_path, None)
+    with pytest.raises(ParamsError, match="'other' is not in .dvc/config"):
+        shared_remote(tmp_path, "other")
+    config.write_text("[core]\n    remote = shared\n['remote \"shared\"']\n    url = s3://bucket/x\n")
+    assert shared_remote(tmp_path, None) == "shared"
+
+
+def _workspace(root: Path, stages: dict, files: dict[str, str]) -> Path:
+    """A workspace holding the project's dvc.yaml, a dvc.lock with `stages`, and `files`."""
+    root.mkdir(parents=True)
+    (root / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
+    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": stages}, sort_keys=False))
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_lock_export_and_merge_join_jobs_and_refuse_disagreement(tmp_path):
+    split = {"cmd": "python -m proxyrank split", "outs": [{"path": "reports/split.json", "md5": "s"}]}
+    job = {"cmd": "python -m proxyrank recipe a", "outs": [{"path": "reports/recipes/a.json", "md5": "a"}]}
+    other = {"cmd": "python -m proxyrank recipe b", "outs": [{"path": "reports/recipes/b.json", "md5": "b"}]}
+    one = _workspace(tmp_path / "one", {"split": split, "recipe@a": job, "proxies@a": {"cmd": "p"}},
+                     {"reports/split.json": "{}", "reports/recipes/a.json": "[1]", "data/recipes/a/train.npy": "x"})
+    two = _workspace(tmp_path / "two", {"split": split, "recipe@b": other},
+                     {"reports/split.json": "{}", "reports/recipes/b.json": "[2]"})
+    assert export_state(tmp_path / "state" / "one", one) == 3
+    export_state(tmp_path / "state" / "two", two)
+    exported = sorted(p.relative_to(tmp_path / "state" / "one").as_posix()
+                      for p in (tmp_path / "state" / "one").rglob("*") if p.is_file())
+    assert exported == ["dvc.lock", "reports/recipes/a.json", "reports/split.json"]  # cache: false outputs only
+    finish = _workspace(tmp_path / "finish", {"report": {"cmd": "r"}}, {})
+    assert merge_state([tmp_path / "state" / "one", tmp_path / "state" / "two"], finish) == 4
+    lock = yaml.safe_load((finish / "dvc.lock").read_text())
+    assert list(lock["stages"]) == ["report", "split", "recipe@a", "proxies@a", "recipe@b"]
+    assert (finish / "reports" / "recipes" / "b.json").read_text() == "[2]"
+    (two / "reports" / "split.json").write_text('{"x": 1}')
+    export_state(tmp_path / "state" / "two", two)
+    with pytest.raises(ParamsError, match="reports/split.json: written differently"):
+        merge_state([tmp_path / "state" / "one", tmp_path / "state" / "two"], finish)
+    (two / "dvc.lock").write_text(yaml.safe_dump({"stages": {"split": {**split, "cmd": "other"}}}))
+    export_state(tmp_path / "state" / "two", two)
+    with pytest.raises(ParamsError, match="split: recorded differently by two jobs"):
+        merge_state([tmp_path / "state" / "one", tmp_path / "state" / "two"], finish)
+    with pytest.raises(ParamsError, match="no dvc.lock; did the job"):
+        merge_state([tmp_path / "nothing"], finish)
+    (one / "reports" / "recipes" / "a.json").unlink()
+    with pytest.raises(ParamsError, match="reports/recipes/a.json: output of recipe@a in dvc.lock is missing"):
+        export_state(tmp_path / "state" / "again", one)
+
+
+@pytest.mark.e2e
+def test_split_over_array_tasks_then_merge_retrains_nothing(tmp_path, local_corpus, monkeypatch):
+    """prep builds the shared stages; two array tasks, each in its own clone, train disjoint recipes
+    (two pinned workers each, as on a 2-GPU node) and push; finish joins their dvc.lock entries,
+    pulls and runs the summaries: nothing is trained there, and the repository ends up complete and
+    up to date against the remote."""
+    params = _tiny(local_corpus)
+    parse_params(json.loads(json.dumps(params)))  # a valid params file before any work
+    study = make_study(tmp_path / "study", params)
+    _sh(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], study)
+    jobs = tmp_path / "jobs"
+    slurm = [sys.executable, "-m", "proxyrank", "slurm", "--tasks", "2", "--gpus-per-task", "2",
+             "--partition", "gpu", "--out", str(jobs), "--workdir", str(tmp_path / "scratch")]
+    proc = _sh(slurm, study, check=False)
+    assert proc.returncode == 2 and "commit these first" in proc.stderr and ".dvc/config" in proc.stderr
+    _sh(["git", "commit", "-qam", "shared remote"], study)
+    out = _sh(slurm, study).stdout
+    assert "task 0: mix-natural mix-code" in out and "task 1: mix-uniform" in out
+    train = (jobs / "train.sbatch").read_text()
+    assert "#SBATCH --array=0-1" in train and "#SBATCH --gres=gpu:2" in train and "#SBATCH --partition=gpu" in train
+    for name in ("prep.sbatch", "train.sbatch", "finish.sbatch", "submit.sh"):
+        assert subprocess.run(["bash", "-n", str(jobs / name)]).returncode == 0, name
+
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    _sh(["bash", str(jobs / "prep.sbatch")], study)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "CUDA_VISIBLE_DEVICES": "0,1"}  # what Slurm sets for --gres=gpu:2
+    tasks = [subprocess.Popen(["bash", str(jobs / "train.sbatch")], cwd=study, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, env={**env, "SLURM_ARRAY_TASK_ID": str(i)}) for i in (0, 1)]
+    logs = [task.communicate()[0] for task in tasks]  # side by side, as array tasks run
+    for task, log in zip(tasks, logs):
+        assert task.returncode == 0, log[-3000:]
+        assert "Running stage 'split'" not in log and "Running stage 'curate'" not in log
+    assert "proxies mix-natural" in logs[0] and "proxies mix-uniform" in logs[1]
+    assert "mix-uniform" not in logs[0] and "mix-natural" not in logs[1]
+    assert not (study / "data" / "runs").exists()  # nothing trained in the repository itself
+    finish = _sh(["bash", str(jobs / "finish.sbatch")], study).stdout
+    assert "Running stage 'report'" in finish and "train:" not in finish
+    assert "Running stage 'proxies@" not in finish and "Running stage 'recipe@" not in finish
+    metrics = json.loads((study / "reports" / "metrics.json").read_text())
+    assert metrics["n_recipes"] == 3 and "gpt2" in metrics
+    assert (study / "reports" / "report.md").exists() and (study / "reports" / "recipes" / "mix-code.json").exists()
+    lock = yaml.safe_load((study / "dvc.lock").read_text())["stages"]
+    assert {f"{s}@{r}" for s in ("recipe", "proxies", "references") for r in RECIPES} | {"split", "report"} <= set(lock)
+    _sh(["dvc", "pull"], study)  # every output of the joined dvc.lock is on the remote
+    assert "up to date" in _sh(["dvc", "status"], study).stdout
+    assert "Running stage" not in _sh(["dvc", "repro"], study).stdout
+    assert not list((tmp_path / "scratch").iterdir())  # each job removed its clone
