@@ -238,7 +238,7 @@ def _names(text: str) -> list[str]:
 
 
 def _command(name: str, fn) -> int:
-    """Run a command the way main runs a stage: a known problem is one line on stderr, exit 2."""
+    """Run a stage or command: a known problem is one line on stderr and exit 2, success is timed."""
     start = time.perf_counter()
     try:
         fn()
@@ -378,13 +378,5 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if (args.stage in PER_RECIPE) != (args.recipe is not None):
         parser.error(f"stage {args.stage} {'needs' if args.stage in PER_RECIPE else 'takes no'} recipe name")
-    start = time.perf_counter()
-    try:
-        params = load_params(args.params)
-        STAGES[args.stage](params, args.recipe)
-    except (ParamsError, ValueError, RuntimeError, FileNotFoundError) as e:
-        print(f"proxyrank {args.stage}: error: {e}", file=sys.stderr)
-        return 2
-    print(f"proxyrank {args.stage}{' ' + args.recipe if args.recipe else ''}: "
-          f"done in {time.perf_counter() - start:.1f} s")
-    return 0
+    label = f"{args.stage} {args.recipe}" if args.recipe else args.stage
+    return _command(label, lambda: STAGES[args.stage](load_params(args.params), args.recipe))

@@ -418,6 +418,17 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     return parse_params(data)
 
 
+def stage_bodies(dvc_yaml: str | Path = "dvc.yaml") -> tuple[dict[str, dict], list[str]]:
+    """dvc.yaml's stages by name, a foreach stage by its `do` body (its keys keep `${key}`),
+    and the names of the foreach stages."""
+    try:
+        stages = yaml.safe_load(Path(dvc_yaml).read_text())["stages"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
+        raise ParamsError(f"{dvc_yaml}: cannot read its stages ({e}); run from the project root") from None
+    return ({name: stage.get("do", stage) for name, stage in stages.items()},
+            [name for name, stage in stages.items() if "foreach" in stage])
+
+
 def missing_stage_params(params_path: str | Path = "params.yaml", dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
     """Keys that dvc.yaml's stages declare as params but the params file lacks.
 
@@ -426,8 +437,8 @@ def missing_stage_params(params_path: str | Path = "params.yaml", dvc_yaml: str 
     """
     data = yaml.safe_load(Path(params_path).read_text()) or {}
     missing = []
-    for stage in (yaml.safe_load(Path(dvc_yaml).read_text()) or {}).get("stages", {}).values():
-        for key in stage.get("do", stage).get("params", []):
+    for body in stage_bodies(dvc_yaml)[0].values():
+        for key in body.get("params", []):
             if not isinstance(key, str) or "${" in key:
                 continue
             node = data

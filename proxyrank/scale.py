@@ -35,7 +35,7 @@ from pathlib import Path
 
 import yaml
 
-from proxyrank.config import Params, ParamsError
+from proxyrank.config import Params, ParamsError, stage_bodies
 
 TRAINING = ("proxies", "references")
 
@@ -79,14 +79,10 @@ def _related(a: str, b: str) -> bool:
 
 def pipeline(dvc_yaml: str | Path = "dvc.yaml") -> Pipeline:
     """Read the stage graph from dvc.yaml (names and commands are DVC's, not repeated here)."""
-    try:
-        stages = yaml.safe_load(Path(dvc_yaml).read_text())["stages"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
-        raise ParamsError(f"{dvc_yaml}: cannot read its stages ({e}); run from the project root") from None
-    foreach = [n for n, s in stages.items() if "foreach" in s]
+    body, foreach = stage_bodies(dvc_yaml)
+    stages = list(body)
     if not foreach:
         raise ParamsError(f"{dvc_yaml}: no foreach (per-recipe) stages to spread")
-    body = {n: (s["do"] if n in foreach else s) for n, s in stages.items()}
     kinds = ("outs", "metrics", "plots")
     outs = {n: [o for k in kinds for o in _paths(body[n].get(k))] for n in stages if n not in foreach}
     direct = [d for n in foreach for d in _paths(body[n].get("deps")) if "${" not in d]
