@@ -201,6 +201,34 @@ def stage_references(p, name):
     _train(p, name, "reference")
 
 
+def stage_alignment(p, _):
+    """The zero-training proxy: each recipe's gradient against the validation gradient (alignment.py)."""
+    from proxyrank import tokens
+    from proxyrank.alignment import scores
+    from proxyrank.files import atomic_path
+
+    table = scores(p, p.alignment, {r: RECIPES / r / "train.npy" for r in p.recipes},
+                   {d: TOKENS / "valid" / f"{d}.npy" for d in p.split.valid_domains},
+                   tokens.load(TOKENIZER).get_vocab_size())
+    with atomic_path(REPORTS / "alignment.csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.8g")
+    print(f"alignment: {len(table)} scores, {table.wall_s.sum():.0f} s of worker time")
+
+
+def stage_theory(p, _):
+    """The random-feature theorem simulated (theory.py): agreement with the optimal order vs LR and width."""
+    from proxyrank.files import atomic_path, write_json
+    from proxyrank.theory import study
+
+    table, summaries = study(p.theory, p.train.workers)
+    with atomic_path(REPORTS / "theory.csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    write_json(REPORTS / "theory.json", summaries)
+    for s in summaries:
+        print(f"theory world {s['seed']}: Spearman {s['spearman_smallest_lr']:.2f} at the smallest LR, "
+              f"{s['spearman_largest_lr']:.2f} at the largest (width {s['largest_width']})")
+
+
 def stage_collect(p, _):
     from proxyrank.report import collect
 
@@ -215,7 +243,9 @@ def stage_metrics(p, _):
 
     runs = pd.read_csv(REPORTS / "runs.csv")
     headline, detail = analyze(runs, standard_lr=p.analysis.standard_lr, tiny_lr=p.analysis.tiny_lr,
-                               n_boot=p.analysis.n_boot, seed=p.seed)
+                               n_boot=p.analysis.n_boot, seed=p.seed, curves=pd.read_csv(REPORTS / "curves.csv"),
+                               frontier_target=p.analysis.frontier_target,
+                               alignment=pd.read_csv(REPORTS / "alignment.csv"))
     write_json(REPORTS / "analysis.json", detail)
     write_json(REPORTS / "metrics.json", headline)
 
@@ -361,9 +391,50 @@ def command_lock(argv) -> int:
     return _command("lock", lock)
 
 
+def command_ladder(argv) -> int:
+    """`proxyrank ladder [RUNG...]`: the study at each rung of params.yaml's `ladder` (ladder.py)."""
+    parser = argparse.ArgumentParser(prog="proxyrank ladder", description=command_ladder.__doc__)
+    parser.add_argument("rungs", nargs="*", help="rung names (default: every rung)")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--dry-run", action="store_true", help="validate the rungs and print their size only")
+    args = parser.parse_args(argv)
+
+    def ladder():
+        from proxyrank.ladder import run_ladder
+
+        skipped = run_ladder(load_params(args.params).ladder, args.rungs, Path(args.params), dry_run=args.dry_run)
+        if skipped:
+            print(f"not measured here (no GPU): {', '.join(skipped)}; run `python -m proxyrank ladder "
+                  f"{' '.join(skipped)}` on a GPU machine and commit reports/ladder.csv")
+
+    return _command("ladder", ladder)
+
+
+def command_rank(argv) -> int:
+    """`proxyrank rank CANDIDATES.yaml`: rank your own datasets with tiny-LR proxies, the standard-LR
+    ranking beside it and warnings where they disagree (candidates.py; candidates.example.yaml)."""
+    parser = argparse.ArgumentParser(prog="proxyrank rank", description=command_rank.__doc__)
+    parser.add_argument("candidates", help="YAML file listing the datasets (see candidates.example.yaml)")
+    parser.add_argument("--params", default="params.yaml", help="proxy families, LRs and training settings")
+    parser.add_argument("--out", help="ranking.csv/.md/.json/.png (default reports/rank/<candidates stem>)")
+    parser.add_argument("--work", help="samples, tokens, runs and resume state, kept out of git "
+                                       "(default data/rank/<candidates stem>)")
+    args = parser.parse_args(argv)
+
+    def rank():
+        from proxyrank import candidates
+
+        stem = Path(args.candidates).stem
+        candidates.rank(Path(args.candidates), load_params(args.params), args.params, TOKENIZER, TOKENS / "valid",
+                        Path(args.out or REPORTS / "rank" / stem), Path(args.work or DATA / "rank" / stem))
+
+    return _command("rank", rank)
+
+
 STAGES = {name[len("stage_"):]: fn for name, fn in globals().items() if name.startswith("stage_")}
 PER_RECIPE = {"recipe", "proxies", "references"}
-COMMANDS = {"plan": command_plan, "gpus": command_gpus, "slurm": command_slurm, "lock": command_lock}
+COMMANDS = {"plan": command_plan, "gpus": command_gpus, "slurm": command_slurm, "lock": command_lock,
+            "ladder": command_ladder, "rank": command_rank}
 
 
 def main(argv=None) -> int:

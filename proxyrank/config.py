@@ -14,10 +14,12 @@ from pathlib import Path
 
 import yaml
 
+from proxyrank.alignment import AlignmentParams
 from proxyrank.crawl import CrawlParams
 from proxyrank.dedup import MinHashParams
 from proxyrank.filters import C4Rules, GopherQuality, GopherRepetition
 from proxyrank.quality import ClassifierParams, PerplexityParams
+from proxyrank.theory import TheoryParams
 
 
 class ParamsError(ValueError):
@@ -126,6 +128,20 @@ class AnalysisParams:
     standard_lr: dict[str, float]
     tiny_lr: float
     n_boot: int = 1000
+    frontier_target: float = 0.9  # the Spearman a proxy budget must reach on the frontier
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rung of the scale ladder (proxyrank/ladder.py): a params file with some keys overridden."""
+    profile: str = ""  # the params file to start from; empty: the file that declares the ladder
+    set: dict[str, typing.Any] = field(default_factory=dict)  # dotted key -> value, e.g. train.proxy_tokens
+    gpu: bool = False  # needs CUDA: skipped, and reported as not measured, on a machine without
+
+
+@dataclass(frozen=True)
+class LadderParams:
+    rungs: dict[str, Rung] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -140,6 +156,9 @@ class Params:
     analysis: AnalysisParams
     crawl: CrawlParams = field(default_factory=CrawlParams)
     curation: CurationParams = field(default_factory=CurationParams)
+    alignment: AlignmentParams = field(default_factory=AlignmentParams)
+    theory: TheoryParams = field(default_factory=TheoryParams)
+    ladder: LadderParams = field(default_factory=LadderParams)
     seed: int = 0
 
     @property
@@ -164,6 +183,8 @@ def _type_name(tp) -> str:
 def _build(tp, value, key: str):
     """Convert `value` to type `tp`, raising ParamsError naming `key` on any mismatch."""
     origin = typing.get_origin(tp)
+    if tp is typing.Any:  # checked where it is used (a ladder rung's overrides: by parsing the rung)
+        return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ParamsError(f"{key}: expected a mapping, got {type(value).__name__}")
@@ -396,6 +417,8 @@ def validate(p: Params) -> Params:
             raise ParamsError(f"analysis.tiny_lr: {p.analysis.tiny_lr:g} is not in the {spec.family} "
                               f"proxy lrs {spec.lrs}")
     _positive(p.analysis.n_boot, "analysis.n_boot")
+    if not -1 < p.analysis.frontier_target <= 1:
+        raise ParamsError(f"analysis.frontier_target: a Spearman in (-1, 1], got {p.analysis.frontier_target!r}")
     return p
 
 

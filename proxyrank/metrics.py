@@ -196,13 +196,70 @@ def _flips(family: str, lo: float, hi: float, a: pd.Series, b: pd.Series, groups
     }
 
 
+def frontier(curves: pd.DataFrame, ref: pd.Series, n_boot: int, seed: int) -> list[dict]:
+    """Spearman against the tuned reference at every logged validation point of every proxy LR:
+    what a shorter (cheaper) proxy run would have ranked, read off the runs already trained."""
+    proxies = _validate_curves(curves)
+    out = []
+    for (fam, lr, step), df in proxies.groupby(["family", "lr", "step"], sort=True):
+        vec = df.groupby("recipe")["loss_mean"].mean()
+        row = _compare(vec, ref, True, n_boot, seed)
+        out.append({"family": fam, "lr": float(lr), "step": int(step), "tokens": int(df["tokens"].iloc[0]),
+                    "n_seeds": int(df["seed"].nunique()), **{k: v for k, v in row.items() if k != "regret"}})
+    return out
+
+
+def cheapest(rows: list[dict], family: str, target: float) -> dict | None:
+    """The fewest proxy tokens at which some LR of `family` reaches Spearman >= target (ties: the
+    LR with the higher Spearman)."""
+    hits = [r for r in rows if r["family"] == family and r["spearman"] is not None and r["spearman"] >= target]
+    return min(hits, key=lambda r: (r["tokens"], -r["spearman"]), default=None)
+
+
+ALIGNMENT_SCORES = ("alignment", "adam_alignment", "cosine")  # alignment.py; higher = predicted lower loss
+
+
+def alignment_rows(scores: pd.DataFrame, ref: pd.Series, tiny: dict[str, pd.Series], proxy_tokens: dict[str, float],
+                   n_boot: int, seed: int) -> list[dict]:
+    """The zero-training proxy against the tuned reference and against the tiny-LR proxies, with its
+    cost in tokens passed forward and backward per recipe, beside a proxy run's trained tokens."""
+    missing = [c for c in ("family", "seed", "state", "recipe", "tokens", *ALIGNMENT_SCORES) if c not in scores]
+    if missing:
+        raise ValueError(f"alignment table lacks required columns: {missing}")
+    out = []
+    for (fam, state), df in scores.groupby(["family", "state"], sort=True):
+        tokens = float(df.groupby("seed")["tokens"].sum().mean() / df["recipe"].nunique())
+        for name in ALIGNMENT_SCORES:
+            predicted = -df.groupby("recipe")[name].mean()  # seed mean; more alignment, lower loss
+            row = _compare(predicted, ref, True, n_boot, seed)
+            _, p, t = _aligned(predicted, tiny[fam]) if fam in tiny else ([], [], [])
+            out.append({"family": fam, "state": state, "score": name, "n_seeds": int(df["seed"].nunique()),
+                        **{k: v for k, v in row.items() if k != "regret"},
+                        "spearman_vs_tiny": _num(spearman(p, t)) if len(p) else None,
+                        "tokens_per_recipe": tokens,
+                        "cost_vs_proxy_run": tokens / proxy_tokens[fam] if fam in proxy_tokens else None})
+    return out
+
+
+def _validate_curves(curves: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in ("role", "recipe", "family", "lr", "seed", "step", "tokens", "loss_mean")
+               if c not in curves.columns]
+    if missing:
+        raise ValueError(f"curves table lacks required columns: {missing}")
+    proxies = curves[curves["role"] == "proxy"]
+    return proxies.assign(lr=[float(f"{x:.12g}") for x in proxies["lr"].astype(float)])
+
+
 # --------------------------------------------------------------------------- entry point
 
 
 def analyze(
-    runs: pd.DataFrame, *, standard_lr: dict[str, float], tiny_lr: float, n_boot: int, seed: int
+    runs: pd.DataFrame, *, standard_lr: dict[str, float], tiny_lr: float, n_boot: int, seed: int,
+    curves: pd.DataFrame | None = None, frontier_target: float = 0.9, alignment: pd.DataFrame | None = None,
 ) -> tuple[dict, dict]:
-    """Score every proxy (family x LR x seed) against the tuned reference.
+    """Score every proxy (family x LR x seed) against the tuned reference; with `curves`, also at
+    every logged validation point (the compute-reliability frontier); with `alignment`, the
+    zero-training proxy too.
 
     Returns (headline, detail): headline is a nested dict for `dvc metrics`,
     detail holds every comparison row. Both are JSON-serialisable.
@@ -247,6 +304,13 @@ def analyze(
         flips += [_flips(fam, lo, hi, means[lo]["loss_mean"], means[hi]["loss_mean"], groups)
                   for lo, hi in zip(lrs, lrs[1:])]
 
+    front = frontier(curves, ref["loss_mean"], n_boot, seed) if curves is not None else []
+    aligned = []
+    if alignment is not None:
+        tiny = {fam: proxies[(proxies.family == fam) & (proxies.lr == lrs["tiny"])].groupby("recipe")["loss_mean"].mean()
+                for fam, lrs in picked.items()}
+        tokens = {fam: float(proxies.loc[proxies.family == fam, "tokens"].mean()) for fam in families}
+        aligned = alignment_rows(alignment, ref["loss_mean"], tiny, tokens, n_boot, seed)
     n = len(ref)
     headline: dict = {"n_recipes": n, "n_pairs": n * (n - 1) // 2}
     for fam in families:
@@ -263,6 +327,13 @@ def analyze(
             row = next((r for r in spread if r["family"] == fam and r["lr"] == lr), None)
             if row:
                 block[f"seed_spearman_{tag}"] = row["spearman_mean"]
+        if curves is not None:  # the cheapest logged proxy budget that reaches the target
+            hit = cheapest(front, fam, frontier_target)
+            block["frontier_tokens"] = hit["tokens"] if hit else None
+            block["frontier_lr"] = hit["lr"] if hit else None
+        for r in aligned:  # the zero-training proxy's headline: the paper's first-order term
+            if r["family"] == fam and r["score"] == "alignment":
+                block[f"alignment_spearman_{r['state']}"] = r["spearman"]
         headline[fam] = block
 
     detail = {
@@ -274,6 +345,9 @@ def analyze(
         "within_scale": within,
         "seed_spread": spread,
         "flips": flips,
+        "frontier": front,
+        "alignment": aligned,
+        "frontier_target": frontier_target,
         "n_recipes": n,
         "n_pairs": n * (n - 1) // 2,
         "domains": domains,

@@ -8,6 +8,7 @@ import pytest
 from proxyrank.metrics import (
     analyze,
     bootstrap_ci,
+    cheapest,
     kendall,
     pairwise_accuracy,
     regret_curve,
@@ -190,3 +191,78 @@ def test_analyze_validation_errors():
     with pytest.raises(ValueError, match="gpt2"):
         run_analyze(tiny_lr=1e-6)
     run_analyze(standard_lr={"gpt2": STANDARD * (1 + 1e-12)})  # float noise is tolerated
+
+
+def make_curves() -> pd.DataFrame:
+    """Two logged points per proxy run: at the standard LR the ranking is right halfway and then
+    one pair swaps; at the tiny LR it starts reversed and ends right."""
+    rows = []
+    for r in make_runs().itertuples():
+        if r.role != "proxy":
+            continue
+        k = RECIPES.index(r.recipe)
+        early = {STANDARD: QUALITY[k], TINY: -QUALITY[k], HIGH: -QUALITY[k]}[r.lr]
+        for step, loss in ((1, early + 3), (2, r.loss_mean)):
+            rows.append({"role": "proxy", "recipe": r.recipe, "run_id": "x", "family": r.family, "lr": r.lr,
+                         "seed": r.seed, "step": step, "tokens": 50 * step, "loss_mean": loss})
+    return pd.DataFrame(rows)
+
+
+def test_frontier_reads_spearman_off_every_logged_point():
+    headline, detail = run_analyze(curves=make_curves(), frontier_target=0.95)
+    front = {(r["lr"], r["tokens"]): r for r in detail["frontier"]}
+    assert len(front) == 3 * 2 and detail["frontier_target"] == 0.95
+    assert front[(STANDARD, 50)]["spearman"] == pytest.approx(1.0)
+    assert front[(STANDARD, 100)]["spearman"] == pytest.approx(0.9)
+    assert front[(TINY, 50)]["spearman"] == pytest.approx(-1.0)
+    assert front[(TINY, 100)]["spearman"] == pytest.approx(1.0)
+    assert all(r["n_seeds"] == 2 and r["spearman_lo"] <= r["spearman"] <= r["spearman_hi"]
+               for r in front.values())
+    # the final point equals the run-level analysis
+    assert front[(STANDARD, 100)]["spearman"] == pytest.approx(headline["gpt2"]["spearman_standard"])
+    # the cheapest budget: the standard LR after one step; a target nothing reaches gives None
+    assert (headline["gpt2"]["frontier_tokens"], headline["gpt2"]["frontier_lr"]) == (50, pytest.approx(STANDARD))
+    none, _ = run_analyze(curves=make_curves()[lambda d: d.lr != STANDARD], frontier_target=0.95)
+    assert (none["gpt2"]["frontier_tokens"], none["gpt2"]["frontier_lr"]) == (100, pytest.approx(TINY))
+    with pytest.raises(ValueError, match="curves table lacks"):
+        run_analyze(curves=make_curves().drop(columns="step"))
+    assert "frontier_tokens" not in run_analyze()[0]["gpt2"]  # no curves, no frontier
+
+
+def test_cheapest_prefers_fewer_tokens_then_higher_spearman():
+    rows = [{"family": "f", "lr": 1.0, "tokens": 10, "spearman": 0.91},
+            {"family": "f", "lr": 2.0, "tokens": 10, "spearman": 0.95},
+            {"family": "f", "lr": 3.0, "tokens": 5, "spearman": 0.5},
+            {"family": "f", "lr": 3.0, "tokens": 20, "spearman": None},
+            {"family": "g", "lr": 1.0, "tokens": 1, "spearman": 1.0}]
+    assert cheapest(rows, "f", 0.9)["lr"] == 2.0
+    assert cheapest(rows, "f", 0.99) is None
+
+
+def make_alignment() -> pd.DataFrame:
+    """Alignment that predicts the reference order at init and its reverse when warm; cosine is noise."""
+    rows = []
+    for seed in (0, 1):
+        for state, sign in (("init", 1), ("warm", -1)):
+            for k, rec in enumerate(RECIPES):
+                a = sign * (5 - k) + 0.1 * seed
+                rows.append({"family": "gpt2", "seed": seed, "state": state, "recipe": rec, "alignment": a,
+                             "adam_alignment": 2 * a, "cosine": [0.3, 0.1, 0.5, 0.2, 0.4][k], "tokens": 20.0})
+    return pd.DataFrame(rows)
+
+
+def test_alignment_is_scored_against_the_reference_and_the_tiny_proxy():
+    headline, detail = run_analyze(alignment=make_alignment())
+    rows = {(r["state"], r["score"]): r for r in detail["alignment"]}
+    assert len(rows) == 2 * 3
+    init, warm = rows[("init", "alignment")], rows[("warm", "alignment")]
+    assert init["spearman"] == pytest.approx(1.0) and warm["spearman"] == pytest.approx(-1.0)
+    assert init["spearman_vs_tiny"] == pytest.approx(1.0)  # the tiny-LR proxy ranks like the reference
+    assert rows[("init", "adam_alignment")]["spearman"] == pytest.approx(1.0)
+    assert rows[("init", "cosine")]["spearman"] == pytest.approx(-0.3)  # 1 - 6 * 26 / 120
+    assert init["n_seeds"] == 2 and init["tokens_per_recipe"] == 20.0
+    assert init["cost_vs_proxy_run"] == pytest.approx(0.2)  # proxy runs train 100 tokens
+    assert headline["gpt2"]["alignment_spearman_init"] == pytest.approx(1.0)
+    assert headline["gpt2"]["alignment_spearman_warm"] == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="alignment table lacks"):
+        run_analyze(alignment=make_alignment().drop(columns="cosine"))

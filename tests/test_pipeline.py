@@ -17,7 +17,7 @@ import yaml
 from conftest import ROOT, smoke_params
 
 pytestmark = pytest.mark.e2e
-COPY = ["proxyrank", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore"]
+COPY = ["proxyrank", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore", "reports/ladder.csv"]
 
 
 def _sh(cmd: list[str], cwd: Path, check: bool = True, home: str | None = None) -> subprocess.CompletedProcess:
@@ -271,3 +271,32 @@ def test_kill_9_in_a_data_stage_then_repro_gives_identical_outputs(study, tmp_pa
     expected = yaml.safe_load((study / "dvc.lock").read_text())["stages"]
     assert lock == {name: expected[name] for name in lock} and stage in lock
     assert (other / "reports" / "metrics.json").read_bytes() == (study / "reports" / "metrics.json").read_bytes()
+
+
+def test_a_ladder_rung_restores_what_it_shares_and_joins_the_report(study):
+    """A rung that changes only the analysis reruns only `metrics` in its own workspace (the training
+    comes from the shared cache), its headline joins reports/ladder.csv, and the report shows it;
+    a GPU rung on this CPU machine is skipped and named as not measured."""
+    params_a, ladder_a = (study / "params.yaml").read_text(), (study / "reports" / "ladder.csv").read_text()
+    try:
+        params = yaml.safe_load(params_a)
+        params["ladder"] = {"rungs": {"boot": {"set": {"analysis.n_boot": 60}}, "big": {"gpu": True}}}
+        (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        out = _sh([sys.executable, "-m", "proxyrank", "ladder"], study).stdout
+        assert "ladder big: needs a GPU" in out and "not measured here (no GPU): big" in out
+        log = (study / ".dvc" / "tmp" / "ladder" / "boot.log").read_text()
+        assert "Running stage 'metrics'" in log and "Running stage 'proxies@" not in log, log[-2000:]
+        rows = pd.read_csv(study / "reports" / "ladder.csv").query("rung == 'boot'").set_index("family")
+        metrics = json.loads((study / "reports" / "metrics.json").read_text())
+        assert sorted(rows.index) == ["gpt2", "opt"]
+        for fam in rows.index:  # the point estimates do not depend on n_boot
+            assert rows.loc[fam, "spearman_tiny"] == pytest.approx(metrics[fam]["spearman_tiny"], abs=1e-5)
+        assert rows.loc["gpt2", "proxy_preset"] == "gpt2-nano" and rows.loc["gpt2", "runs"] == 6 * 7
+        _sh(["dvc", "repro"], study)
+        report = (study / "reports" / "report.md").read_text()
+        assert "## Scale ladder" in report and "| boot | gpt2 | gpt2-nano" in report
+        assert "Declared but not measured yet: big (GPU rungs: big)." in report
+    finally:
+        (study / "params.yaml").write_text(params_a)
+        (study / "reports" / "ladder.csv").write_text(ladder_a)
+        _sh(["dvc", "repro"], study)

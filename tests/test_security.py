@@ -52,3 +52,20 @@ def test_the_scan_sees_the_calls_it_checks():
     bad = ast.parse("np.load(f)\nsubprocess.run(cmd, shell=True)\nyaml.load(s)")
     names = [_name(c) for c in ast.walk(bad) if isinstance(c, ast.Call)]
     assert names == ["np.load", "subprocess.run", "yaml.load"]
+
+
+def test_atomic_outputs_get_the_permissions_open_would_give(tmp_path):
+    """mkstemp / mkdtemp make owner-only temporaries; the outputs they become must not stay so."""
+    import os
+
+    from proxyrank.files import atomic_dir, write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "f").write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

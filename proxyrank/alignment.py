@@ -1,0 +1,238 @@
+"""Gradient alignment: a zero-training proxy that ranks recipes by the paper's first-order term.
+
+One optimizer step with LR eta on recipe D changes the validation loss by
+-eta <grad L_val, grad L_D> + O(eta^2) (PAPER.md, "Why it works"). Tiny-LR proxies live where
+that term dominates, so <g_val, g_D> should rank recipes as they do, for a few forward/backward
+passes per recipe instead of a proxy run. Each proxy model (family, preset, seed) is measured at
+its initialisation, which a tiny-LR run barely leaves, and after a short warm start on a neutral
+mixture of all recipes, which is where a model is early in a standard-LR run.
+
+The proxies train with AdamW, whose step is -eta m/sqrt(v), not -eta g. `adam_alignment` is the
+first-order term along that direction (m and v estimated from the same batches): the term a
+tiny-LR AdamW proxy actually follows, and one that gradient clipping does not rescale.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from proxyrank.quality import _check_types, _fail
+from proxyrank.tokens import load_array
+
+if TYPE_CHECKING:  # config imports this module for its params section
+    import pandas as pd
+
+    from proxyrank.config import Params, TrainParams
+
+ADAM_EPS = 1e-8  # torch.optim.AdamW's default, which the proxies use
+
+
+@dataclass(frozen=True)
+class AlignmentParams:
+    """The `alignment:` section of params.yaml.
+
+    batches                   training batches per recipe averaged into g_D: the first ones a
+                              proxy with the same seed trains on (8 x 8 x 128 = 64k tokens).
+    warm_steps                AdamW steps of the warm start, a quarter of the default proxy run
+                              (195 steps); 0 measures at initialisation only.
+    warm_lr                   constant LR of the warm start: the study's standard LR, so the warm
+                              model is where a standard proxy is a quarter into its run (a tiny LR
+                              would leave it at its initialisation).
+    valid_windows_per_domain  cap on the seq_len windows per validation domain used for g_val
+                              (0: all, as the proxies' evaluation uses).
+    """
+
+    batches: int = 8
+    warm_steps: int = 48
+    warm_lr: float = 3e-3
+    valid_windows_per_domain: int = 0
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        if self.batches < 1:
+            _fail("batches", "must be >= 1", self.batches)
+        if self.warm_steps < 0:
+            _fail("warm_steps", "must be >= 0", self.warm_steps)
+        if not (math.isfinite(self.warm_lr) and self.warm_lr > 0):
+            _fail("warm_lr", "must be a finite number > 0", self.warm_lr)
+        if self.valid_windows_per_domain < 0:
+            _fail("valid_windows_per_domain", "must be >= 0 (0: all windows)", self.valid_windows_per_domain)
+
+
+def proxy_batches(tokens: np.ndarray, t: TrainParams, seed: int, count: int) -> np.ndarray:
+    """The first `count` batches, (count, batch_size, seq_len) int64, that a proxy run with this
+    seed trains on, in its order (train.train_run cuts and permutes them the same way)."""
+    n_seq = t.proxy_tokens // t.seq_len
+    if len(tokens) < n_seq * t.seq_len or count * t.batch_size > n_seq:
+        raise ValueError(f"alignment: {count} batches of {t.batch_size} x {t.seq_len} tokens do not fit "
+                         f"train.proxy_tokens={t.proxy_tokens} of a recipe with {len(tokens)} tokens; "
+                         f"lower alignment.batches or alignment.warm_steps")
+    data = np.asarray(tokens[: n_seq * t.seq_len], dtype=np.int64).reshape(n_seq, t.seq_len)
+    order = np.random.default_rng(seed).permutation(n_seq)
+    return data[order[: count * t.batch_size]].reshape(count, t.batch_size, t.seq_len)
+
+
+def valid_windows(valid: dict[str, np.ndarray], seq_len: int, cap: int) -> dict[str, np.ndarray]:
+    """Each domain's non-overlapping windows as train.evaluate cuts them, the first `cap` (0: all)."""
+    out = {}
+    for d, arr in valid.items():
+        n = (len(arr) - 1) // seq_len
+        n = min(n, cap) if cap else n
+        out[d] = np.asarray(arr[: n * seq_len], dtype=np.int64).reshape(n, seq_len)
+    return out
+
+
+def _backward(model, x, chunk: int, autocast) -> float:
+    """Accumulate into .grad the gradient of the mean loss over the rows of x, `chunk` rows at a
+    time (the proxies' micro-batch, so memory is theirs); returns that loss."""
+    total = 0.0
+    for i in range(0, len(x), chunk):
+        rows = x[i:i + chunk]
+        with autocast():
+            loss = model(input_ids=rows, labels=rows).loss * (len(rows) / len(x))
+        loss.backward()
+        total += loss.item()
+    return total
+
+
+def flat_grad(model, x, chunk: int, autocast):
+    """(gradient of the mean loss over the rows of x as one flat vector, that loss)."""
+    import torch
+
+    model.zero_grad(set_to_none=True)
+    loss = _backward(model, x, chunk, autocast)
+    grad = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                      for p in model.parameters()])
+    model.zero_grad(set_to_none=True)
+    return grad, loss
+
+
+def state_scores(model, valid: dict, batches: dict, chunk: int, autocast) -> list[dict]:
+    """One row per recipe: its alignment with the validation gradient at the model's weights.
+
+    `valid` maps domain -> windows and `batches` recipe -> (n, batch, seq_len) tensors. g_val is the
+    mean over domains of each domain's mean-loss gradient, as the reference ranks by the mean
+    over domains of per-domain loss. Each row carries the tokens passed forward and backward for
+    it and their wall seconds, the validation gradient's shared equally.
+    """
+    import torch
+
+    start = time.perf_counter()
+    per_domain = [flat_grad(model, x, chunk, autocast) for x in valid.values()]
+    G = torch.stack([g for g, _ in per_domain])
+    g_val = G.mean(0)
+    val_loss = float(np.mean([loss for _, loss in per_domain]))
+    shared_tokens = sum(x.numel() for x in valid.values()) / len(batches)
+    shared_wall = (time.perf_counter() - start) / len(batches)
+    rows = []
+    for recipe, xb in batches.items():
+        start = time.perf_counter()
+        s = s2 = 0
+        for x in xb:
+            g, _ = flat_grad(model, x, chunk, autocast)
+            s, s2 = s + g, s2 + g * g
+        g = s / len(xb)
+        adam = g / ((s2 / len(xb)).sqrt() + ADAM_EPS)
+        rows.append({"recipe": recipe, "alignment": float(g_val @ g), "adam_alignment": float(g_val @ adam),
+                     "cosine": float(torch.nn.functional.cosine_similarity(g_val, g, dim=0)),
+                     "grad_norm": float(g.norm()), "val_loss": val_loss,
+                     **{f"alignment_{d}": float(gd @ g) for d, gd in zip(valid, G)},
+                     "tokens": shared_tokens + xb.numel(),
+                     "wall_s": shared_wall + time.perf_counter() - start})
+    return rows
+
+
+def warm_start(model, batches, t: TrainParams, lr: float, autocast) -> None:
+    """One AdamW step per batch at constant `lr`, with the proxies' betas, weight decay (matrices
+    only), gradient clipping and micro-batching."""
+    import torch
+
+    from proxyrank.train import _param_groups
+
+    device = next(model.parameters()).device
+    opt = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=lr, betas=(t.beta1, t.beta2),
+                            fused=device.type == "cuda")
+    for x in batches:
+        _backward(model, x, t.batch_size // t.grad_accum, autocast)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+
+def scores(p: Params, a: AlignmentParams, recipe_paths: dict[str, Path], valid_paths: dict[str, Path],
+           vocab_size: int) -> pd.DataFrame:
+    """Alignment scores of every recipe for every proxy model in p.proxies (each family, preset and
+    seed), at initialisation and (warm_steps > 0) after the warm start.
+
+    Columns: family, preset, seed, state (init | warm), recipe, alignment (<g_val, g_D>, the
+    first-order loss decrease per unit SGD LR), adam_alignment (the same along AdamW's direction),
+    cosine, grad_norm (|g_D|), val_loss (mean over domains, at that state), alignment_<domain>,
+    tokens (passed forward and backward), flops (models.train_flops of those tokens, as for a proxy
+    run) and wall_s. A row's cost includes its share of the validation gradient and, for warm rows,
+    of the warm start, so a model's rows sum to what it cost. Everything but wall_s is deterministic.
+    Models are measured side by side on p.train.workers forked CPU workers, one at a time on CUDA,
+    as train.run_all trains (on a busy 2-core machine a 1-thread process ran 6.6x faster than a
+    2-thread one).
+    """
+    import multiprocessing as mp
+
+    import pandas as pd
+
+    from proxyrank.train import _device, _init_worker
+
+    jobs = [(p.train, a, spec.family, spec.preset, seed, recipe_paths, valid_paths, vocab_size)
+            for spec in p.proxies for seed in spec.seeds]
+    workers = 1 if _device(p.train).type == "cuda" else min(p.train.workers, len(jobs))
+    if workers > 1:
+        threads = max(1, (mp.cpu_count() or 1) // workers)
+        with mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(threads,)) as pool:
+            parts = pool.starmap(model_scores, jobs)
+    else:
+        parts = [model_scores(*job) for job in jobs]
+    return pd.DataFrame([row for part in parts for row in part])
+
+
+def model_scores(t: TrainParams, a: AlignmentParams, family: str, preset: str, seed: int,
+                 recipe_paths: dict[str, Path], valid_paths: dict[str, Path], vocab_size: int) -> list[dict]:
+    """The rows of `scores` for one proxy model: built as train.train_run builds it, measured on the
+    first a.batches batches it would train on; the warm start trains on the batches after those."""
+    import torch
+
+    from proxyrank.models import build_model, count_params, train_flops
+    from proxyrank.train import _autocast, _device
+
+    device = _device(t)
+    autocast = _autocast(t, device)
+    names = sorted(recipe_paths)
+    valid = {d: torch.from_numpy(x).to(device) for d, x in valid_windows(
+        {d: load_array(Path(path)) for d, path in valid_paths.items()}, t.seq_len,
+        a.valid_windows_per_domain).items()}
+    warm_rounds = -(-a.warm_steps // len(names))
+    batches = {r: torch.from_numpy(proxy_batches(load_array(Path(recipe_paths[r])), t, seed,
+                                                 a.batches + warm_rounds)).to(device) for r in names}
+    measured = {r: xb[: a.batches] for r, xb in batches.items()}
+    torch.manual_seed(seed)
+    model = build_model(preset, vocab_size, t.seq_len).to(device)
+    model.train()
+    n_params = count_params(model)
+    rows = []
+    for state in ("init", "warm")[: 1 + bool(a.warm_steps)]:
+        shared_tokens, shared_wall = 0, 0.0
+        if state == "warm":
+            start = time.perf_counter()
+            mixture = [batches[names[s % len(names)]][a.batches + s // len(names)]
+                       for s in range(a.warm_steps)]  # round-robin: no recipe favoured
+            warm_start(model, mixture, t, a.warm_lr, autocast)
+            shared_tokens = a.warm_steps * t.batch_size * t.seq_len / len(names)
+            shared_wall = (time.perf_counter() - start) / len(names)
+        for row in state_scores(model, valid, measured, t.batch_size // t.grad_accum, autocast):
+            row["tokens"] += shared_tokens
+            row["wall_s"] += shared_wall
+            rows.append({"family": family, "preset": preset, "seed": seed, "state": state, **row,
+                         "flops": train_flops(n_params, preset, t.seq_len, row["tokens"])})
+    return rows

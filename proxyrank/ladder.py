@@ -1,0 +1,195 @@
+"""The scale ladder: the same study at several proxy / reference scales, one table of where tiny LR wins.
+
+A pilot at toy scale found the paper's claim reversed, so whether (and from which scale) a tiny
+LR ranks recipes better than the standard one is measured, not assumed. Each rung of
+`ladder.rungs` in params.yaml is this params file (or a profile) with some keys overridden; the
+`ladder` command runs a rung's pipeline up to `metrics` with `dvc repro` in its own workspace under
+.dvc/tmp/ladder/<rung> (a clone of this repository plus the working tree's uncommitted files)
+that shares this project's DVC cache, so stages a rung shares with the study or another rung are
+restored from the run-cache instead of retrained, and a killed rung resumes. Its headline joins
+reports/ladder.csv (one row per rung and proxy family, replaced when the rung reruns), which the
+figures and the report read. Rungs marked `gpu: true` are skipped on a machine without CUDA.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+from proxyrank.config import LadderParams, ParamsError, Rung, parse_params
+from proxyrank.scale import _env
+
+LADDER_CSV = Path("reports") / "ladder.csv"
+WORKSPACES = Path(".dvc") / "tmp" / "ladder"
+COLUMNS = ["rung", "family", "proxy_preset", "proxy_params", "proxy_tokens", "reference_preset",
+           "reference_params", "reference_tokens", "reference_flops", "standard_lr", "tiny_lr",
+           "spearman_standard", "spearman_standard_lo", "spearman_standard_hi", "spearman_tiny",
+           "spearman_tiny_lo", "spearman_tiny_hi", "best_spearman_lr", "best_spearman", "n_recipes", "runs",
+           "train_hours", "device", "commit", "params_sha"]
+
+
+def _override(data: dict, dotted: str, value, where: str) -> None:
+    """Set one dotted key in a params mapping; the key's parent must exist (a typo is an error)."""
+    node, parts = data, dotted.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            raise ParamsError(f"{where}: {dotted}: no mapping {part!r} in the params to override")
+        node = node[part]
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+def rung_params(name: str, rung: Rung, base: Path) -> dict:
+    """The full params mapping of one rung, validated like params.yaml itself."""
+    where = f"ladder.rungs.{name}"
+    source = Path(rung.profile) if rung.profile else base
+    try:
+        data = yaml.safe_load(source.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ParamsError(f"{where}.profile: cannot read {source} ({e})") from None
+    data.pop("ladder", None)
+    for key, value in rung.set.items():
+        _override(data, key, value, where)
+    try:
+        parse_params(data)
+    except ParamsError as e:
+        raise ParamsError(f"{where}: {e}") from None
+    return data
+
+
+def _git(*args: str, cwd: Path) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} in {cwd}: {proc.stderr.strip() or 'failed'}")
+    return proc.stdout
+
+
+def _workspace(root: Path, name: str) -> tuple[Path, str, bool]:
+    """The rung's workspace at this checkout's HEAD plus its uncommitted files; (path, commit, dirty).
+
+    Outputs a rung already made stay in place (DVC checks them), so a rerun continues."""
+    ws = root / WORKSPACES / name
+    commit = _git("rev-parse", "HEAD", cwd=root).strip()
+    if not (ws / ".git").exists():
+        shutil.rmtree(ws, ignore_errors=True)
+        ws.parent.mkdir(parents=True, exist_ok=True)
+        _git("clone", "--quiet", "--no-checkout", str(root.resolve()), str(ws), cwd=root)
+    _git("fetch", "--quiet", str(root.resolve()), commit, cwd=ws)
+    _git("checkout", "--quiet", "--force", commit, cwd=ws)
+    changed = [f for f in _git("ls-files", "-z", "--modified", "--others", "--exclude-standard",
+                               cwd=root).split("\0") if f]
+    for rel in changed:
+        if (root / rel).is_file():
+            (ws / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / rel, ws / rel)
+    cache = (root / ".dvc" / "cache").resolve()
+    subprocess.run(["dvc", "cache", "dir", "--local", str(cache)], cwd=ws, env=_env(), check=True,
+                   capture_output=True)
+    return ws, commit, bool(changed)
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def rows(name: str, data: dict, reports: Path, commit: str, dirty: bool, device: str) -> list[dict]:
+    """One ladder row per proxy family from a finished rung's reports."""
+    import pandas as pd
+
+    from proxyrank import plan
+    from proxyrank.models import param_count, train_flops
+
+    p = parse_params(data)
+    metrics = json.loads((reports / "metrics.json").read_text())
+    cross = pd.DataFrame(json.loads((reports / "analysis.json").read_text())["cross_scale"])
+    cross = cross[(cross.seed.astype(str) == "mean") & (cross.domain == "mean")]
+    runs = pd.read_csv(reports / "runs.csv")
+    vocab, t = plan.vocab_size(p), p.train
+    ref_n = param_count(p.reference.preset, vocab, t.seq_len)
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+    out = []
+    for spec in p.proxies:
+        block = metrics.get(spec.family)
+        if block is None:
+            continue
+        row = {"rung": name, "family": spec.family, "proxy_preset": spec.preset,
+               "proxy_params": param_count(spec.preset, vocab, t.seq_len), "proxy_tokens": t.proxy_tokens,
+               "reference_preset": p.reference.preset, "reference_params": ref_n,
+               "reference_tokens": t.reference_tokens,
+               "reference_flops": train_flops(ref_n, p.reference.preset, t.seq_len, t.reference_tokens),
+               "standard_lr": p.analysis.standard_lr[spec.family], "tiny_lr": p.analysis.tiny_lr,
+               "best_spearman_lr": block.get("best_spearman_lr"), "n_recipes": metrics["n_recipes"],
+               "runs": len(runs), "train_hours": round(runs.wall_s.sum() / 3600, 3),
+               "device": device,
+               "commit": commit[:12] + ("+dirty" if dirty else ""), "params_sha": digest}
+        fam = cross[cross.family == spec.family]
+        for tag, lr in (("standard", row["standard_lr"]), ("tiny", row["tiny_lr"])):
+            r = fam[(fam.lr - lr).abs() <= 1e-12 * lr].iloc[0]
+            row |= {f"spearman_{tag}": r.spearman, f"spearman_{tag}_lo": r.spearman_lo,
+                    f"spearman_{tag}_hi": r.spearman_hi}
+        best = fam.loc[fam.spearman.astype(float).idxmax()] if fam.spearman.notna().any() else None
+        row["best_spearman"] = None if best is None else best.spearman
+        out.append(row)
+    return out
+
+
+def merge(path: Path, new: list[dict], rung: str) -> None:
+    """Replace `rung`'s rows in the ladder table (atomically), keeping the other rungs'."""
+    import pandas as pd
+
+    from proxyrank.files import atomic_path
+
+    kept = [old[old.rung != rung] for old in ([pd.read_csv(path)] if path.exists() else [])]
+    table = pd.concat(kept + [pd.DataFrame(new, columns=COLUMNS)], ignore_index=True).infer_objects()
+    table = table.sort_values(["reference_flops", "rung", "family"], kind="stable")
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def run_ladder(ladder: LadderParams, names: list[str] | None, base: Path, root: Path = Path("."),
+               dry_run: bool = False) -> list[str]:
+    """Run the named rungs (default: all) in turn; returns the rungs skipped for want of a GPU."""
+    from proxyrank import plan
+
+    names = names or list(ladder.rungs)
+    unknown = [n for n in names if n not in ladder.rungs]
+    if unknown:
+        raise ParamsError(f"ladder.rungs: unknown rung(s) {', '.join(unknown)}; declared: "
+                          f"{', '.join(ladder.rungs) or 'none'}")
+    if not names:
+        raise ParamsError("ladder.rungs: no rungs declared in the params file")
+    data = {n: rung_params(n, ladder.rungs[n], base) for n in names}  # every rung valid before any runs
+    skipped = []
+    for name in names:
+        costs = plan.run_costs(parse_params(data[name]))
+        print(f"ladder {name}: {len(costs)} runs, {sum(c.flops for c in costs):.3g} FLOPs", flush=True)
+        if ladder.rungs[name].gpu and not _cuda():
+            print(f"ladder {name}: needs a GPU (gpu: true) and torch sees none; skipped", flush=True)
+            skipped.append(name)
+            continue
+        if dry_run:
+            continue
+        start = time.perf_counter()
+        ws, commit, dirty = _workspace(root, name)
+        (ws / "params.yaml").write_text(yaml.safe_dump(data[name], sort_keys=False))
+        log = ws.parent / f"{name}.log"
+        print(f"ladder {name}: dvc repro metrics in {ws} (log {log})", flush=True)
+        with open(log, "a") as f:
+            proc = subprocess.run(["dvc", "repro", "metrics"], cwd=ws, env=_env(), stdout=f, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ladder {name}: `dvc repro metrics` failed (exit {proc.returncode}); see {log}; "
+                               f"rerun to continue from the finished stages")
+        merge(root / LADDER_CSV, rows(name, data[name], ws / "reports", commit, dirty,
+                                               "cuda" if ladder.rungs[name].gpu else "cpu"), name)
+        print(f"ladder {name}: done in {time.perf_counter() - start:.0f} s -> {LADDER_CSV}", flush=True)
+    return skipped
+

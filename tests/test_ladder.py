@@ -1,0 +1,62 @@
+"""The scale ladder's parts: rungs are validated params files, and the table keeps one row set per rung.
+Running a rung through DVC is tested end to end in test_pipeline.py."""
+import pandas as pd
+import pytest
+import yaml
+
+from proxyrank.config import ParamsError, Rung
+from proxyrank.ladder import COLUMNS, merge, rung_params, run_ladder
+
+
+@pytest.fixture
+def base(tmp_path, params_dict):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params_dict | {"ladder": {"rungs": {"x": {}}}}))
+    return path
+
+
+def test_a_rung_is_the_params_file_with_dotted_keys_replaced(base, params_dict):
+    data = rung_params("r", Rung(set={"train.proxy_tokens": 4096, "reference.preset": "pythia-tiny"}), base)
+    assert data["train"]["proxy_tokens"] == 4096 and data["reference"]["preset"] == "pythia-tiny"
+    assert data["train"]["seq_len"] == params_dict["train"]["seq_len"] and "ladder" not in data
+    profile = base.parent / "other.yaml"
+    profile.write_text(yaml.safe_dump(params_dict | {"seed": 7}))
+    assert rung_params("p", Rung(profile=str(profile)), base)["seed"] == 7
+
+
+@pytest.mark.parametrize("rung, expect", [
+    (Rung(set={"trian.proxy_tokens": 1}), r"ladder.rungs.r: trian.proxy_tokens: no mapping 'trian'"),
+    (Rung(set={"train.proxy_tokens": -5}), r"ladder.rungs.r: train.proxy_tokens: must be > 0"),
+    (Rung(set={"reference.preset": "pythia-huge"}), r"ladder.rungs.r: reference.preset: unknown preset"),
+    (Rung(profile="missing.yaml"), r"ladder.rungs.r.profile: cannot read missing.yaml"),
+])
+def test_a_bad_rung_is_refused_naming_it(base, rung, expect):
+    with pytest.raises(ParamsError, match=expect):
+        rung_params("r", rung, base)
+
+
+def test_unknown_rungs_and_gpu_rungs_without_a_gpu(base, capsys):
+    from proxyrank.config import load_params
+
+    ladder = load_params(base).ladder
+    with pytest.raises(ParamsError, match="unknown rung.*nope; declared: x"):
+        run_ladder(ladder, ["nope"], base)
+    gpu = type(ladder)(rungs={"g": Rung(gpu=True)})
+    assert run_ladder(gpu, None, base) == ["g"]  # this machine has no CUDA
+    assert "needs a GPU (gpu: true) and torch sees none; skipped" in capsys.readouterr().out
+
+
+def test_merge_replaces_a_rungs_rows_and_keeps_the_others(tmp_path):
+    path = tmp_path / "reports" / "ladder.csv"
+
+    def rows(rung, flops, rho):
+        return [{"rung": rung, "family": f, "reference_flops": flops, "spearman_tiny": rho} for f in ("gpt2", "opt")]
+
+    merge(path, rows("b", 2e12, 0.1), "b")
+    merge(path, rows("a", 1e12, 0.2), "a")
+    merge(path, rows("b", 2e12, 0.3), "b")
+    table = pd.read_csv(path)
+    assert list(table.columns) == COLUMNS
+    assert table.rung.tolist() == ["a", "a", "b", "b"]  # ordered by reference compute
+    assert table.spearman_tiny.tolist() == [0.2, 0.2, 0.3, 0.3]
+    assert not list(path.parent.glob(".*.tmp"))
