@@ -224,9 +224,11 @@ def stage_theory(p, _):
     with atomic_path(REPORTS / "theory.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     write_json(REPORTS / "theory.json", summaries)
-    for s in summaries:
-        print(f"theory world {s['seed']}: Spearman {s['spearman_smallest_lr']:.2f} at the smallest LR, "
-              f"{s['spearman_largest_lr']:.2f} at the largest (width {s['largest_width']})")
+    for s in summaries:  # a statistic undefined in a world (every run diverged) is None
+        small, large = (f"{x:.2f}" if x is not None else "n/a" for x in (s["spearman_smallest_lr"],
+                                                                         s["spearman_largest_lr"]))
+        print(f"theory world {s['seed']}: Spearman {small} at the smallest LR, {large} at the largest "
+              f"(width {s['largest_width']})")
 
 
 def stage_collect(p, _):

@@ -45,7 +45,8 @@ class Pipeline:
     """dvc.yaml's stages cut where the per-recipe (foreach) stages begin and end."""
     upstream: list[str]  # stages the per-recipe stages need, in dvc.yaml order
     per_recipe: list[str]  # foreach stages, in order (recipe, proxies, references)
-    downstream: list[str]  # everything else (collect, metrics, figures, report)
+    downstream: list[str]  # everything else (alignment, theory, collect, metrics, figures, report)
+    inputs: list[str]  # cached outputs of the other stages that downstream stages read; foreach keep ${key}
     commands: dict[str, str]  # stage -> cmd; foreach commands keep ${key}
     feeds: list[str]  # upstream stages whose outputs the per-recipe stages read
     uncached: dict[str, list[str]]  # stage -> its `cache: false` outputs; foreach paths keep ${key}
@@ -57,6 +58,10 @@ class Pipeline:
     def command(self, stage: str, recipe: str | None = None) -> str:
         cmd = self.commands[stage]
         return cmd.replace("${key}", recipe) if recipe is not None else cmd
+
+    def downstream_inputs(self, recipes: list[str]) -> list[str]:
+        """What the downstream stages read from the others, each recipe's where it is per recipe."""
+        return [path.replace("${key}", r) for path in self.inputs for r in (recipes if "${key}" in path else [""])]
 
     def uncached_outputs(self, name: str) -> list[str]:
         """The `cache: false` outputs of a dvc.lock stage name (`recipe@R` or `split`)."""
@@ -94,10 +99,14 @@ def pipeline(dvc_yaml: str | Path = "dvc.yaml") -> Pipeline:
             if name not in need and any(_related(dep, o) for o in paths):
                 need.add(name)
                 todo += _paths(body[name].get("deps"))
-    return Pipeline(upstream=[n for n in stages if n in need], per_recipe=foreach,
-                    downstream=[n for n in stages if n not in need and n not in foreach],
-                    commands={n: body[n]["cmd"] for n in stages}, feeds=[n for n in stages if n in feeds],
-                    uncached={n: [o for k in kinds for o in _uncached(body[n].get(k))] for n in stages})
+    downstream = [n for n in stages if n not in need and n not in foreach]
+    uncached = {n: [o for k in kinds for o in _uncached(body[n].get(k))] for n in stages}
+    read = [d for n in downstream for d in _paths(body[n].get("deps"))]
+    inputs = [o for n in stages if n not in downstream for k in kinds for o in _paths(body[n].get(k))
+              if o not in uncached[n] and any(_related(d, o) for d in read)]
+    return Pipeline(upstream=[n for n in stages if n in need], per_recipe=foreach, downstream=downstream,
+                    inputs=inputs, commands={n: body[n]["cmd"] for n in stages},
+                    feeds=[n for n in stages if n in feeds], uncached=uncached)
 
 
 def shares(recipes: list[str], n: int) -> list[list[str]]:
@@ -400,16 +409,18 @@ def write_slurm(p: Params, out: Path, tasks: int, *, gpus_per_task: int = 1, ddp
         f"dvc repro -s {recipe_targets}", train,
         f"dvc push --run-cache{r} {recipe_targets} {training}",
         'python -m proxyrank lock export "$STATE/task-$SLURM_ARRAY_TASK_ID"', 'cd / && rm -rf "$WORK"']
-    files["finish.sbatch"] = _header("proxyrank-finish", logs, "0-04:00:00", cpus, 0, partition, account) + [
-        "# in the repository itself: join every job's dvc.lock entries and uncached outputs, pull the",
-        "# training outputs, run collect, metrics, figures and report; then commit dvc.lock and reports/",
+    # one GPU: the alignment stage runs the proxies' forward and backward passes over every recipe
+    files["finish.sbatch"] = _header("proxyrank-finish", logs, "0-04:00:00", cpus, 1, partition, account) + [
+        "# in the repository itself: join every job's dvc.lock entries and uncached outputs, pull what the",
+        "# remaining stages read (recipes, validation tokens, training outputs), run them (alignment, theory,",
+        "# collect, metrics, figures, report); then commit dvc.lock and reports/",
         *common, f"cd {shlex.quote(str(repo))}",
         f'git diff --quiet {commit} -- params.yaml dvc.yaml proxyrank || '
         f'{{ echo "params or code changed since the jobs were written ({commit[:12]})" >&2; exit 1; }}',
         f'[ "$(ls -d "$STATE"/task-* | wc -l)" = {len(parts)} ] || '
         f'{{ echo "expected {len(parts)} finished tasks in $STATE" >&2; exit 1; }}',
         'python -m proxyrank lock merge "$STATE/prep" "$STATE"/task-*',
-        f"dvc pull{r} {' '.join(pipe.targets(list(p.recipes), TRAINING))}",
+        f"dvc pull{r} {' '.join(pipe.downstream_inputs(list(p.recipes)))}",
         f"dvc repro -s {' '.join(pipe.downstream)}",
         "echo 'done: commit dvc.lock and reports/; `dvc pull` brings any other output here'"]
     files["submit.sh"] = ["#!/bin/bash", "# submit the three jobs; each waits for the one before it to succeed",

@@ -74,6 +74,13 @@ def test_repro_produces_reports(study):
     dclm = json.loads((study / "reports" / "recipes" / "corpus-dclm.json").read_text())
     assert dclm["removed"]["dclm_classifier"]["docs"] > 0 and "gopher_dup_line_frac" in dclm["removed"]
     assert json.loads((study / "reports" / "curate.json").read_text())["classifier_heldout_accuracy"] > 0.5
+    # beyond the paper: the zero-training proxy, the theorem simulated, the frontier
+    aligned = pd.read_csv(study / "reports" / "alignment.csv")
+    assert len(aligned) == 6 * 2 * 2 and set(aligned.state) == {"init", "warm"}  # recipes x families x states
+    assert len(json.loads((study / "reports" / "theory.json").read_text())) == 2  # the smoke profile's worlds
+    assert {"frontier_tokens", "alignment_spearman_init", "alignment_spearman_warm"} <= set(metrics["gpt2"])
+    for section in ("## Compute-reliability frontier", "## Zero-training proxy", "## The theorem, simulated"):
+        assert section in report
 
 
 def test_a_recipe_added_in_params_builds_without_code_changes(study):
