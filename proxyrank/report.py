@@ -271,26 +271,33 @@ def _fig_frontier(p: Params, detail: dict, path: Path) -> None:
 
 
 def _fig_ladder(ladder: pd.DataFrame, path: Path) -> None:
-    """Spearman at the standard and the tiny LR against the reference's training compute, per rung."""
+    """Spearman at the standard and the tiny LR against the reference's training compute, per rung;
+    rungs at the same compute (other proxies) sit side by side, hollow."""
     import matplotlib.pyplot as plt
 
+    order = ladder.groupby("rung").agg(flops=("reference_flops", "first"), size=("proxy_params", "max"))
+    order["slot"] = order.sort_values("size", ascending=False).groupby("flops").cumcount()
     fig, ax = plt.subplots(figsize=(7.2, 4.4))
     for i, (fam, df) in enumerate(ladder.groupby("family", sort=False)):
-        df = df.sort_values("reference_flops")
+        slot = df.rung.map(order["slot"])
+        x = df.reference_flops * (1 + 0.04 * (i - 1) + 0.15 * slot)  # families and rungs side by side
         for tag, marker, ls in (("standard", "o", "-"), ("tiny", "s", "--")):
-            x = df.reference_flops * (1 + 0.04 * (i - 1))  # a small offset keeps the families apart
             y = df[f"spearman_{tag}"].astype(float)
-            err = [y - df[f"spearman_{tag}_lo"].astype(float), df[f"spearman_{tag}_hi"].astype(float) - y]
-            ax.errorbar(x, y, yerr=err, fmt=marker, ls="none", color=FAMILY_COLOURS.get(fam), capsize=2, ms=4,
-                        alpha=0.9, label=f"{fam} @ {tag} LR")
-            for preset, d in df.groupby("proxy_preset"):  # connect rungs that share the proxies
-                ax.plot(d.reference_flops * (1 + 0.04 * (i - 1)), d[f"spearman_{tag}"], ls,
-                        color=FAMILY_COLOURS.get(fam), lw=0.8, alpha=0.6)
-    for rung, d in ladder.groupby("rung"):
-        ax.annotate(rung, (d.reference_flops.iloc[0], -1.0), fontsize=7, rotation=90, ha="center", va="bottom")
+            err = np.array([y - df[f"spearman_{tag}_lo"].astype(float), df[f"spearman_{tag}_hi"].astype(float) - y])
+            for hollow in (False, True):
+                keep = ((slot > 0) == hollow).to_numpy()
+                ax.errorbar(x[keep], y[keep], yerr=err[:, keep], fmt=marker, ls="none", color=FAMILY_COLOURS.get(fam),
+                            mfc="white" if hollow else None, capsize=2, ms=4, alpha=0.9,
+                            label=None if hollow else f"{fam} @ {tag} LR")
+            for _, d in df.assign(x=x).groupby("proxy_preset"):  # connect rungs that share the proxies
+                d = d.sort_values("x")
+                ax.plot(d.x, d[f"spearman_{tag}"], ls, color=FAMILY_COLOURS.get(fam), lw=0.8, alpha=0.6)
+    for flops, rungs in order.sort_values("slot").groupby("flops").groups.items():
+        ax.annotate(" / ".join(rungs), (flops, -1.0), fontsize=7, rotation=90, ha="center", va="bottom")
     ax.set(xscale="log", ylim=(-1.05, 1.05), xlabel="reference training FLOPs per run (rung names at the bottom)",
            ylabel="Spearman vs tuned reference (95% CI)",
-           title="Scale ladder: standard (circles, solid) vs tiny (squares, dashed) LR")
+           title="Scale ladder: standard (circles, solid) vs tiny (squares, dashed) LR\n"
+                 "hollow: the same reference with other proxies")
     ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     _save(fig, path)
 
