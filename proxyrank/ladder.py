@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from proxyrank.config import LadderParams, ParamsError, Rung, parse_params
+from proxyrank.config import LadderParams, ParamsError, Rung, missing_stage_params, parse_params
 from proxyrank.scale import _env
 
 LADDER_CSV = Path("reports") / "ladder.csv"
@@ -52,7 +52,7 @@ def rung_params(name: str, rung: Rung, base: Path) -> dict:
         data = yaml.safe_load(source.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise ParamsError(f"{where}.profile: cannot read {source} ({e})") from None
-    data.pop("ladder", None)
+    data["ladder"] = {"rungs": {}}  # a rung has no ladder of its own
     for key, value in rung.set.items():
         _override(data, key, value, where)
     try:
@@ -181,6 +181,10 @@ def run_ladder(ladder: LadderParams, names: list[str] | None, base: Path, root: 
         start = time.perf_counter()
         ws, commit, dirty = _workspace(root, name)
         (ws / "params.yaml").write_text(yaml.safe_dump(data[name], sort_keys=False))
+        missing = missing_stage_params(ws / "params.yaml", ws / "dvc.yaml")
+        if missing:  # e.g. a profile older than dvc.yaml: stop before DVC meets it mid-pipeline
+            raise ParamsError(f"ladder.rungs.{name}: its params lack {', '.join(missing)}, which dvc.yaml's "
+                              f"stages depend on; add them to the rung's profile")
         log = ws.parent / f"{name}.log"
         print(f"ladder {name}: dvc repro metrics in {ws} (log {log})", flush=True)
         with open(log, "a") as f:

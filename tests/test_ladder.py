@@ -18,7 +18,7 @@ def base(tmp_path, params_dict):
 def test_a_rung_is_the_params_file_with_dotted_keys_replaced(base, params_dict):
     data = rung_params("r", Rung(set={"train.proxy_tokens": 4096, "reference.preset": "pythia-tiny"}), base)
     assert data["train"]["proxy_tokens"] == 4096 and data["reference"]["preset"] == "pythia-tiny"
-    assert data["train"]["seq_len"] == params_dict["train"]["seq_len"] and "ladder" not in data
+    assert data["train"]["seq_len"] == params_dict["train"]["seq_len"] and data["ladder"] == {"rungs": {}}
     profile = base.parent / "other.yaml"
     profile.write_text(yaml.safe_dump(params_dict | {"seed": 7}))
     assert rung_params("p", Rung(profile=str(profile)), base)["seed"] == 7

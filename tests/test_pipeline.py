@@ -303,7 +303,14 @@ def test_a_ladder_rung_restores_what_it_shares_and_joins_the_report(study):
         report = (study / "reports" / "report.md").read_text()
         assert "## Scale ladder" in report and "| boot | gpt2 | gpt2-nano" in report
         assert "Declared but not measured yet: big (GPU rungs: big)." in report
+        old = {k: v for k, v in params.items() if k != "theory"}  # a profile older than dvc.yaml
+        (study / "old.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+        params["ladder"] = {"rungs": {"old": {"profile": "old.yaml"}}}
+        (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        proc = _sh([sys.executable, "-m", "proxyrank", "ladder"], study, check=False)
+        assert proc.returncode == 2 and "ladder.rungs.old: its params lack theory" in proc.stderr, proc.stderr
     finally:
+        (study / "old.yaml").unlink(missing_ok=True)
         (study / "params.yaml").write_text(params_a)
         (study / "reports" / "ladder.csv").write_text(ladder_a)
         _sh(["dvc", "repro"], study)
