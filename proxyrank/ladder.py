@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from proxyrank.config import LadderParams, ParamsError, Rung, missing_stage_params, parse_params
-from proxyrank.scale import _env
+from proxyrank.scale import _env, _git
 
 LADDER_CSV = Path("reports") / "ladder.csv"
 WORKSPACES = Path(".dvc") / "tmp" / "ladder"
@@ -62,19 +62,12 @@ def rung_params(name: str, rung: Rung, base: Path) -> dict:
     return data
 
 
-def _git(*args: str, cwd: Path) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"git {' '.join(args)} in {cwd}: {proc.stderr.strip() or 'failed'}")
-    return proc.stdout
-
-
 def _workspace(root: Path, name: str) -> tuple[Path, str, bool]:
     """The rung's workspace at this checkout's HEAD plus its uncommitted files; (path, commit, dirty).
 
     Outputs a rung already made stay in place (DVC checks them), so a rerun continues."""
     ws = root / WORKSPACES / name
-    commit = _git("rev-parse", "HEAD", cwd=root).strip()
+    commit = _git("rev-parse", "HEAD", cwd=root)
     if not (ws / ".git").exists():
         shutil.rmtree(ws, ignore_errors=True)
         ws.parent.mkdir(parents=True, exist_ok=True)

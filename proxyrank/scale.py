@@ -303,8 +303,8 @@ def run_gpus(p: Params, gpus: list[str], recipes: list[str] | None = None, *, us
 def _git(*args: str, cwd: Path) -> str:
     proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise ParamsError(f"git {' '.join(args)}: {proc.stderr.strip() or 'failed'} (the jobs clone the "
-                          f"project's git repository)")
+        raise ParamsError(f"git {' '.join(args)} in {cwd}: {proc.stderr.strip() or 'failed'} (jobs and ladder "
+                          f"rungs work in clones of the project's git repository)")
     return proc.stdout.strip()
 
 

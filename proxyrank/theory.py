@@ -330,18 +330,14 @@ def study(tp: TheoryParams, workers: int = 1) -> tuple[pd.DataFrame, list[dict]]
 
     jobs = [(tp, w) for w in tp.worlds]
     if workers > 1 and len(jobs) > 1:
-        with mp.get_context("fork").Pool(min(workers, len(jobs)), initializer=_one_thread) as pool:
+        from proxyrank.train import _init_worker
+
+        with mp.get_context("fork").Pool(min(workers, len(jobs)), initializer=_init_worker, initargs=(1,)) as pool:
             parts = pool.starmap(simulate, jobs)
     else:
         parts = [simulate(*job) for job in jobs]
     table = pd.concat([t.assign(world=w) for (t, _), w in zip(parts, tp.worlds)], ignore_index=True)
     return table, [summary for _, summary in parts]
-
-
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _top_eig(x: np.ndarray) -> float:
