@@ -8,8 +8,8 @@ schedule, clipping, bf16 autocast, fused AdamW, optional torch.compile) on rando
 (the first pays CUDA start-up, autotuning and compilation), and writes DIR/throughput.json with
 tokens/s, TFLOP/s and MFU as train.py computes them (6N + 12·L·d·T per token, dense bf16 peak).
 On a CPU with a tiny preset it is a quick self-test (MFU is then null: no GPU peak).
-summarize: reads every run record of a finished study (data/runs/*/*/*.json: wall time, MFU per
-run), its metrics and the throughput file, and writes DIR/gpu_check.json and DIR/gpu_check.md.
+summarize: reads the timing of every run of a finished study (data/timings/*.jsonl: wall time, MFU
+per run; the run records under data/runs hold none, proxyrank/timings.py), its metrics and the throughput file, and writes DIR/gpu_check.json and DIR/gpu_check.md.
 """
 from __future__ import annotations
 
@@ -62,12 +62,10 @@ def throughput(out: Path, preset: str, device: str, vocab: int, seq_len: int, ba
 
 
 def _study_runs(study: Path) -> list[dict]:
-    runs = []
-    for path in sorted((study / "data" / "runs").glob("*/*/*.json")):
-        r = json.loads(path.read_text())
-        r.pop("curve", None)
-        runs.append(r)
-    return runs
+    """Each training run's latest timing line (role, wall_s, mfu, tflops_per_s, device)."""
+    from proxyrank import timings
+
+    return list(timings.latest(timings.read(study / timings.TIMINGS), "run", "fingerprint").values())
 
 
 def _mean(values) -> float | None:
@@ -86,7 +84,7 @@ def summarize(out: Path, study: Path | None, wall_s: float | None, gpu: str | No
     if study is not None:
         runs = _study_runs(study)
         if not runs:
-            raise SystemExit(f"summarize: no run records under {study}/data/runs: the study did not finish")
+            raise SystemExit(f"summarize: no run timings under {study}/data/timings: the study did not finish")
         roles = {}
         for role in ("proxy", "reference"):
             rs = [r for r in runs if r["role"] == role]

@@ -326,6 +326,7 @@ def train_stacked(specs: Sequence[RunSpec], t: TrainParams, train_tokens_per_run
         final = curve[-1] if curve and curve[-1]["step"] == steps and bool(alive[r]) else None
         result = {**dataclasses.asdict(spec), "run_id": spec.run_id, "n_params": stack.n_params, "steps": steps,
                   "tokens_trained": tokens_trained, "wall_s": round(wall / n_runs, 3), "resumed_from_step": 0,
+                  "tokens_per_s": round(tokens_trained * n_runs / wall, 1) if wall > 0 else None,
                   "device": str(device.type), "world_size": 1, "train_flops": flops,
                   "tflops_per_s": round(achieved / 1e12, 4) if achieved else None,
                   "mfu": round(achieved / peak, 4) if achieved and peak else None,

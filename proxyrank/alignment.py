@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from proxyrank import timings
 from proxyrank.quality import _check_types, _fail
 from proxyrank.tokens import load_array
 
@@ -118,20 +119,17 @@ def state_scores(model, valid: dict, batches: dict, chunk: int, autocast) -> lis
     `valid` maps domain -> windows and `batches` recipe -> (n, batch, seq_len) tensors. g_val is the
     mean over domains of each domain's mean-loss gradient, as the reference ranks by the mean
     over domains of per-domain loss. Each row carries the tokens passed forward and backward for
-    it and their wall seconds, the validation gradient's shared equally.
+    it, the validation gradient's shared equally.
     """
     import torch
 
-    start = time.perf_counter()
     per_domain = [flat_grad(model, x, chunk, autocast) for x in valid.values()]
     G = torch.stack([g for g, _ in per_domain])
     g_val = G.mean(0)
     val_loss = float(np.mean([loss for _, loss in per_domain]))
     shared_tokens = sum(x.numel() for x in valid.values()) / len(batches)
-    shared_wall = (time.perf_counter() - start) / len(batches)
     rows = []
     for recipe, xb in batches.items():
-        start = time.perf_counter()
         s = s2 = 0
         for x in xb:
             g, _ = flat_grad(model, x, chunk, autocast)
@@ -142,8 +140,7 @@ def state_scores(model, valid: dict, batches: dict, chunk: int, autocast) -> lis
                      "cosine": float(torch.nn.functional.cosine_similarity(g_val, g, dim=0)),
                      "grad_norm": float(g.norm()), "val_loss": val_loss,
                      **{f"alignment_{d}": float(gd @ g) for d, gd in zip(valid, G)},
-                     "tokens": shared_tokens + xb.numel(),
-                     "wall_s": shared_wall + time.perf_counter() - start})
+                     "tokens": shared_tokens + xb.numel()})
     return rows
 
 
@@ -165,19 +162,20 @@ def warm_start(model, batches, t: TrainParams, lr: float, autocast) -> None:
 
 
 def scores(p: Params, a: AlignmentParams, recipe_paths: dict[str, Path], valid_paths: dict[str, Path],
-           vocab_size: int) -> pd.DataFrame:
+           vocab_size: int, timing_path: Path | None = None) -> pd.DataFrame:
     """Alignment scores of every recipe for every proxy model in p.proxies (each family, preset and
     seed), at initialisation and (warm_steps > 0) after the warm start.
 
     Columns: family, preset, seed, state (init | warm), recipe, alignment (<g_val, g_D>, the
     first-order loss decrease per unit SGD LR), adam_alignment (the same along AdamW's direction),
     cosine, grad_norm (|g_D|), val_loss (mean over domains, at that state), alignment_<domain>,
-    tokens (passed forward and backward), flops (models.train_flops of those tokens, as for a proxy
-    run) and wall_s. A row's cost includes its share of the validation gradient and, for warm rows,
-    of the warm start, so a model's rows sum to what it cost. Everything but wall_s is deterministic.
-    Models are measured side by side on p.train.workers forked CPU workers, one at a time on CUDA,
-    as train.run_all trains (on a busy 2-core machine a 1-thread process ran 6.6x faster than a
-    2-thread one).
+    tokens (passed forward and backward) and flops (models.train_flops of those tokens, as for a
+    proxy run). A row's cost includes its share of the validation gradient and, for warm rows, of
+    the warm start, so a model's rows sum to what it cost. Every column is deterministic: the wall
+    seconds of each model and state go to `timing_path` (timings.py) if given, never into the table,
+    which is a DVC output. Models are measured side by side on p.train.workers forked CPU workers,
+    one at a time on CUDA, as train.run_all trains (on a busy 2-core machine a 1-thread process ran
+    6.6x faster than a 2-thread one).
     """
     import multiprocessing as mp
 
@@ -194,13 +192,19 @@ def scores(p: Params, a: AlignmentParams, recipe_paths: dict[str, Path], valid_p
             parts = pool.starmap(model_scores, jobs)
     else:
         parts = [model_scores(*job) for job in jobs]
-    return pd.DataFrame([row for part in parts for row in part])
+    if timing_path is not None:
+        for _, spent in parts:
+            for record in spent:
+                timings.append(timing_path, record)
+    return pd.DataFrame([row for part, _ in parts for row in part])
 
 
 def model_scores(t: TrainParams, a: AlignmentParams, family: str, preset: str, seed: int,
-                 recipe_paths: dict[str, Path], valid_paths: dict[str, Path], vocab_size: int) -> list[dict]:
+                 recipe_paths: dict[str, Path], valid_paths: dict[str, Path],
+                 vocab_size: int) -> tuple[list[dict], list[dict]]:
     """The rows of `scores` for one proxy model: built as train.train_run builds it, measured on the
-    first a.batches batches it would train on; the warm start trains on the batches after those."""
+    first a.batches batches it would train on; the warm start trains on the batches after those.
+    Also one timing record per state (its wall seconds, warm start included), kept apart."""
     import torch
 
     from proxyrank.models import build_model, count_params, train_flops
@@ -220,19 +224,22 @@ def model_scores(t: TrainParams, a: AlignmentParams, family: str, preset: str, s
     model = build_model(preset, vocab_size, t.seq_len).to(device)
     model.train()
     n_params = count_params(model)
-    rows = []
+    rows, spent = [], []
     for state in ("init", "warm")[: 1 + bool(a.warm_steps)]:
-        shared_tokens, shared_wall = 0, 0.0
+        shared_tokens, start = 0, time.perf_counter()
         if state == "warm":
-            start = time.perf_counter()
             mixture = [batches[names[s % len(names)]][a.batches + s // len(names)]
                        for s in range(a.warm_steps)]  # round-robin: no recipe favoured
             warm_start(model, mixture, t, a.warm_lr, autocast)
             shared_tokens = a.warm_steps * t.batch_size * t.seq_len / len(names)
-            shared_wall = (time.perf_counter() - start) / len(names)
-        for row in state_scores(model, valid, measured, t.batch_size // t.grad_accum, autocast):
+        state_rows = state_scores(model, valid, measured, t.batch_size // t.grad_accum, autocast)
+        wall = time.perf_counter() - start
+        for row in state_rows:
             row["tokens"] += shared_tokens
-            row["wall_s"] += shared_wall
             rows.append({"family": family, "preset": preset, "seed": seed, "state": state, **row,
                          "flops": train_flops(n_params, preset, t.seq_len, row["tokens"])})
-    return rows
+        tokens = sum(row["tokens"] for row in state_rows)
+        spent.append({"kind": "alignment", "family": family, "preset": preset, "seed": seed, "state": state,
+                      "recipes": len(state_rows), "tokens": tokens, "wall_s": round(wall, 3),
+                      "tokens_per_s": round(tokens / wall, 1) if wall > 0 else None})
+    return rows, spent

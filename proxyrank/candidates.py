@@ -28,7 +28,7 @@ import yaml
 
 from proxyrank.config import ParamsError, Params, _build
 from proxyrank.corpus import Source
-from proxyrank.files import atomic_dir, atomic_path, sha256, write_json, write_text
+from proxyrank.files import atomic_dir, atomic_path, load_yaml, sha256, write_json, write_text
 
 CHARS_PER_TOKEN = 6  # first sample budget; about 2x what byte-level BPE needs on English, grown if short
 LEVEL = 0.95  # every interval
@@ -98,8 +98,10 @@ def _source(name: str, spec: DataSpec, key: str, base: Path, n_tokens: int) -> S
                  max_chars=str(n_tokens * CHARS_PER_TOKEN))
     try:
         src = check_source(src, key)
-        if src.path:
-            _local_files(src)
+        empty = [f for f in _local_files(src)[1] if Path(f).stat().st_size == 0] if src.path else []
+        if empty:  # datasets' json reader fails on one with a bare StopIteration
+            raise ParamsError(f"{key}.path: {empty[0]} is empty (0 bytes): no documents to rank; "
+                              f"fill it or drop it from the list")
     except (ValueError, RuntimeError) as e:
         raise ParamsError(str(e) if str(e).startswith(key) else f"{key}.path: {e}") from None
     return src
@@ -121,7 +123,7 @@ def load_candidates(path: Path, p: Params) -> Job:
     """Read and check the whole candidates file before any work, every error naming its key."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path)
     except OSError as e:
         raise ParamsError(f"{path}: cannot read the candidates file ({e.strerror})") from None
     except yaml.YAMLError as e:

@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from proxyrank import timings
 from proxyrank.config import ParamsError, load_params
+from proxyrank.timings import stage_file
 
 DATA = Path("data")
 REPORTS = Path("reports")
@@ -21,16 +23,20 @@ RECIPES, RUNS, RESUME = DATA / "recipes", DATA / "runs", DATA / ".resume"
 CRAWL, CURATED = DATA / "crawl.parquet", DATA / "curated"
 
 
-def stage_check(p, _):
-    """Validate params.yaml without touching any output: run it before `dvc repro`, which removes
-    a stage's outputs before the stage can refuse bad params."""
+def stage_check(p, path="params.yaml"):
+    """Validate a params file (default params.yaml) without touching any output: run it before
+    `dvc repro`, which removes a stage's outputs before the stage can refuse bad params. The file
+    given is checked whole: its keys against dvc.yaml's stages, and every ladder rung it declares."""
     from proxyrank.config import missing_stage_params
+    from proxyrank.ladder import rung_params
     from proxyrank.train import run_specs
 
-    missing = missing_stage_params()
+    missing = missing_stage_params(path)
     if missing:
-        raise ParamsError(f"params.yaml lacks {', '.join(missing)}, which dvc.yaml's stages depend on; "
+        raise ParamsError(f"{path} lacks {', '.join(missing)}, which dvc.yaml's stages depend on; "
                           f"add them (profiles/ show every key)")
+    for name, rung in p.ladder.rungs.items():
+        rung_params(name, rung, Path(path))
     runs = sum(len(run_specs(p, r, role)) for r in p.recipes for role in ("proxy", "reference"))
     print(f"params ok: {len(p.recipes)} recipes, {runs} training runs, "
           f"{p.budget_tokens:,} tokens per recipe")
@@ -114,8 +120,8 @@ def stage_curate(p, _):
     ref = is_reference(ids, p.crawl.reference_share) & np.isin(domain, p.curation.reference_domains)
     reference = pool.column("text").take(np.flatnonzero(ref)).to_pylist()
     valid = pq.read_table(VALID, columns=["text"]).column("text").to_pylist()
-    table, signatures, summary = recipes.annotate(pq.read_table(CRAWL, columns=["id", "text"]), reference,
-                                                  valid, p.curation, p.seed, p.train.workers)
+    crawl = pq.read_table(CRAWL, columns=["id", "text", *recipes.DAMAGE_COLUMNS])
+    table, signatures, summary = recipes.annotate(crawl, reference, valid, p.curation, p.seed, p.train.workers)
     with atomic_dir(CURATED) as tmp:
         pq.write_table(table, tmp / "annotations.parquet", compression="zstd")
         for name, sig in signatures.items():
@@ -186,11 +192,12 @@ def _train(p, name, role):
     valid = {d: TOKENS / "valid" / f"{d}.npy" for d in p.split.valid_domains}
     folder = RUNS / ("proxies" if role == "proxy" else "references") / name
     args = (run_specs(p, name, role), p.train, RECIPES / name / "train.npy", valid, vocab, RESUME)
+    timing = stage_file(f"{folder.parent.name}@{name}")  # wall times: not in any output (timings.py)
     if distributed()[0] != 0:  # under torchrun only rank 0 writes
-        run_all(*args, folder)
+        run_all(*args, folder, timing)
         return
     with atomic_dir(folder) as tmp:
-        run_all(*args, tmp)
+        run_all(*args, tmp, timing)
 
 
 def stage_proxies(p, name):
@@ -209,10 +216,10 @@ def stage_alignment(p, _):
 
     table = scores(p, p.alignment, {r: RECIPES / r / "train.npy" for r in p.recipes},
                    {d: TOKENS / "valid" / f"{d}.npy" for d in p.split.valid_domains},
-                   tokens.load(TOKENIZER).get_vocab_size())
+                   tokens.load(TOKENIZER).get_vocab_size(), timing_path=stage_file("alignment"))
     with atomic_path(REPORTS / "alignment.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.8g")
-    print(f"alignment: {len(table)} scores, {table.wall_s.sum():.0f} s of worker time")
+    print(f"alignment: {len(table)} scores, {table.tokens.sum():,.0f} tokens forward and backward")
 
 
 def stage_theory(p, _):
@@ -269,15 +276,19 @@ def _names(text: str) -> list[str]:
     return [r for r in text.replace(",", " ").split() if r]
 
 
-def _command(name: str, fn) -> int:
-    """Run a stage or command: a known problem is one line on stderr and exit 2, success is timed."""
+def _command(name: str, fn, stage: str | None = None) -> int:
+    """Run a stage or command: a known problem is one line on stderr and exit 2, success is timed
+    (a DVC stage's time also goes to its timing file, for bench/study_wall.py)."""
     start = time.perf_counter()
     try:
         fn()
     except (ParamsError, ValueError, RuntimeError, FileNotFoundError) as e:
         print(f"proxyrank {name}: error: {e}", file=sys.stderr)
         return 2
-    print(f"proxyrank {name}: done in {time.perf_counter() - start:.1f} s")
+    seconds = time.perf_counter() - start
+    if stage is not None:
+        timings.append(stage_file(stage), {"kind": "stage", "wall_s": round(seconds, 3)})
+    print(f"proxyrank {name}: done in {seconds:.1f} s")
     return 0
 
 
@@ -433,10 +444,38 @@ def command_rank(argv) -> int:
     return _command("rank", rank)
 
 
+def command_score(argv) -> int:
+    """`proxyrank score TABLE --small COL --large COL`: would the small-scale runs of a results table you
+    already have have picked what its large-scale runs prefer, and how sure is that (score.py)."""
+    parser = argparse.ArgumentParser(prog="proxyrank score", description=command_score.__doc__)
+    parser.add_argument("table", help="CSV or parquet: one row per recipe (or per recipe and seed, with --seeds)")
+    parser.add_argument("--small", required=True, help="column of the small-scale results")
+    parser.add_argument("--large", required=True, help="column of the large-scale results")
+    parser.add_argument("--recipe", default="recipe", help="column naming the recipes (default recipe)")
+    parser.add_argument("--seeds", help="column naming the seed of each row: values are averaged per recipe and "
+                                        "the large scale's own noise decides which pairs it separates")
+    parser.add_argument("--higher-is-better", action="store_true",
+                        help="for scores such as accuracy (default: lower is better, as losses)")
+    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--out", help="score.md/.json/.png, pairs.csv, regret.csv "
+                                      "(default reports/score/<table stem>)")
+    args = parser.parse_args(argv)
+
+    def score():
+        from proxyrank.score import run_score
+
+        out = Path(args.out or REPORTS / "score" / Path(args.table).stem)
+        run_score(Path(args.table), args.small, args.large, out, recipe=args.recipe,
+                  seeds=args.seeds, higher_is_better=args.higher_is_better, n_boot=args.n_boot, seed=args.seed)
+
+    return _command("score", score)
+
+
 STAGES = {name[len("stage_"):]: fn for name, fn in globals().items() if name.startswith("stage_")}
 PER_RECIPE = {"recipe", "proxies", "references"}
 COMMANDS = {"plan": command_plan, "gpus": command_gpus, "slurm": command_slurm, "lock": command_lock,
-            "ladder": command_ladder, "rank": command_rank}
+            "ladder": command_ladder, "rank": command_rank, "score": command_score}
 
 
 def main(argv=None) -> int:
@@ -452,4 +491,6 @@ def main(argv=None) -> int:
     if (args.stage in PER_RECIPE) != (args.recipe is not None):
         parser.error(f"stage {args.stage} {'needs' if args.stage in PER_RECIPE else 'takes no'} recipe name")
     label = f"{args.stage} {args.recipe}" if args.recipe else args.stage
-    return _command(label, lambda: STAGES[args.stage](load_params(args.params), args.recipe))
+    arg = args.params if args.stage == "check" else args.recipe  # check reads the file itself too
+    stage = None if args.stage == "check" else args.stage + (f"@{args.recipe}" if args.recipe else "")
+    return _command(label, lambda: STAGES[args.stage](load_params(args.params), arg), stage)

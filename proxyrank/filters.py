@@ -19,17 +19,29 @@ Why this module exists, and why it looks the way it does:
   first rule that removed a document, and ``C4_RULES``, ``GOPHER_QUALITY_RULES`` and
   ``GOPHER_REPETITION_RULES`` list every name each function can return, in checking
   order, so manifests can count removals per rule (zeros included).
-* No nltk, datatrove or tensorflow: the filters run on ~20k pages inside a DVC stage,
-  must be deterministic, fast (well under 2 ms per 3k-character page for all three)
-  and dependency-free.  The two places where the references call nltk (punkt sentence
-  counting in C4, Treebank word tokenisation in the Gopher filters) are replaced by
-  small regexes that follow the same conventions; see `count_sentences` and
-  `word_tokens`.
+* No nltk, spaCy, datatrove or tensorflow: the filters run on ~20k pages inside a DVC
+  stage, must be deterministic, fast (all three families a few times faster than
+  datatrove with the same tokens; bench/results/filters.md) and dependency-free.  The
+  two places where the references call a tokeniser (punkt sentence counting in C4, word
+  tokens in the Gopher filters) are small regexes that follow the same conventions; see
+  `sentence_spans` and `word_tokens`.
+* The peer checked against is datatrove 0.10.1 (``C4QualityFilter``,
+  ``GopherQualityFilter``, ``GopherRepetitionFilter``).  Its rule logic is followed
+  exactly; its tokens are not: datatrove used nltk (Treebank words, punkt sentences) up
+  to 0.3 and a blank spaCy English pipeline since 0.4.  With `word_tokens` and
+  `sentence_spans` injected as its tokenizer, datatrove reaches the same verdict as
+  these functions (tests/test_filters.py checks that on crawl pages).
+* Where datatrove 0.10.1 departs from the papers, the paper wins, each departure named
+  where it is made: Gopher's alphabetic-words rule counts whitespace-separated words
+  (`GopherQuality.alpha_words_of`), its stop-word rule counts distinct words (as
+  datatrove since 0.5), and an empty or whitespace-only document is dropped by every
+  family under its own ``*_empty`` rule (datatrove drops only ``""``, and only in the
+  repetition filter, as ``"empty"``; a blank page has no text to judge).
 """
 from __future__ import annotations
 
 import re
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -40,6 +52,8 @@ __all__ = [
     "C4_RULES",
     "GOPHER_QUALITY_RULES",
     "GOPHER_REPETITION_RULES",
+    "MAX_CLEAN_SHARE",
+    "RULES_OF",
     "C4Rules",
     "GopherQuality",
     "GopherRepetition",
@@ -48,6 +62,8 @@ __all__ = [
     "dup_ngram_chars",
     "gopher_quality",
     "gopher_repetition",
+    "removals_by_damage",
+    "sentence_spans",
     "top_ngram_chars",
     "word_tokens",
 ]
@@ -65,12 +81,20 @@ def _check_skip(rules: object, allowed: tuple[str, ...]) -> None:
 # shared tokenisation
 
 
-# datatrove tokenises with nltk's Treebank word_tokenize: punctuation marks become
+# Treebank conventions (nltk word_tokenize, datatrove <= 0.3): punctuation marks become
 # tokens of their own ("end." -> "end", "."), "..." stays one token, hyphenated words,
-# numbers like 3.14 / 3,000 and abbreviations like U.S stay whole.  This regex follows
-# those conventions; it keeps contractions whole ("don't") where Treebank splits them
-# ("do", "n't"), which changes word counts by a fraction of a percent on English prose.
-_TOKEN_RE = re.compile(r"\w+(?:[-'’.,]\w+)*|\.\.\.|[^\w\s]")
+# numbers like 3.14 / 3,000 and abbreviations like U.S stay whole.  Departures, each
+# where Treebank's split would distort a Gopher measure: contractions stay whole
+# ("don't"; Treebank: "do", "n't"; a fraction of a percent of word counts); a URL is one
+# token (split at every "/" and "." it becomes a run of repeated n-grams); a run of "-"
+# or "=" is one token (a separator line of 68 dashes gave a top 2-gram share of 0.548 as
+# 68 tokens, 0.037 as one token, as spaCy -- datatrove >= 0.4 -- tokenises it).
+_URL = r"(?:https?://|www\.)[^\s<>\"'()\[\]{}]*[^\s<>\"'()\[\]{}.,;:!?]"
+_TOKEN_RE = re.compile(_URL + r"|\w+(?:[-'’.,]\w+)*|\.\.\.|[-=]{2,}|[^\w\s]")
+# A word token holds a letter, digit or underscore.  datatrove 0.10.1 counts a token with
+# any character outside its PUNCTUATION list, so a lone symbol such as "©" or "°" is a word
+# there and not here (a footer's "Copyright ©" moved 1 of 286 crawl pages across the
+# 50-word line in bench/filters_bench.py).
 _IS_WORD = re.compile(r"\w").match
 # a word token without a letter: digits, "_" and in-word punctuation only (3.5, 1,000)
 _NO_ALPHA_WORD_RE = re.compile(r"(?<!\S)(?:[\d_]|[^\w\s])+(?!\S)")
@@ -91,11 +115,12 @@ def _tokens_of(text: str) -> list[str]:
 
 
 def word_tokens(text: str) -> list[str]:
-    """Treebank-like word tokens: words and single punctuation marks ("..." is one).
+    """Treebank-like word tokens: words and single punctuation marks; "...", a URL and a
+    run of "-" or "=" are one token each (see the departures above `_TOKEN_RE`).
 
-    Follows what datatrove's Gopher filters get from nltk ``word_tokenize`` (English):
-    punctuation tokens are counted as "words" where datatrove counts them (the symbol
-    and alphabetic-word ratios, the n-grams of the repetition filter).
+    The Gopher filters use them where datatrove 0.10.1 uses its word tokenizer:
+    punctuation tokens count in the symbol ratios' denominator and in the n-grams of the
+    repetition filter, as there.
     """
     return _TOKEN_RE.findall(text)
 
@@ -113,6 +138,7 @@ C4_LINE_RULES = (
 """Line-level C4 rules (a line is removed, the page stays), in checking order."""
 
 C4_RULES = (
+    "c4_empty",
     "c4_max_chars",
     "c4_lorem_ipsum",
     "c4_curly_bracket",
@@ -166,11 +192,12 @@ class C4Rules:
 
 _CITATION_RE = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")
 
-# A sentence boundary inside a line: an end mark (plus closing quotes / brackets), then
-# whitespace, then something that can start a sentence.  Group 1 is the token before the
-# mark, used to skip abbreviations and initials as punkt does.
-_SENT_BREAK_RE = re.compile(
-    r"(?<!\S)(\S*?)([.!?])[.!?]*[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+# A candidate sentence end inside a line: a run of end marks (plus closing quotes or
+# brackets) followed by whitespace.  Group 1 is the token before the marks, group 2 the
+# marks, group 3 the first character of the next token after any opening quote/bracket.
+_SENT_END_RE = re.compile(
+    r"(?<!\S)(\S*?)([.!?]+)[\"'”’)\]]*(?=\s+[\"'“‘(\[]?(\S))")
+_NUMBER_RE = re.compile(r"[\d,]+")
 _ABBREVIATIONS = frozenset({
     "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "etc", "no", "nos",
     "fig", "figs", "inc", "ltd", "co", "corp", "gen", "gov", "sen", "rep", "rev", "col",
@@ -180,25 +207,58 @@ _ABBREVIATIONS = frozenset({
 })
 
 
-def count_sentences(line: str) -> int:
-    """Number of sentences in one line, in the manner of nltk's punkt tokenizer.
+def _is_sentence_end(prev: str, marks: str, following: str) -> bool:
+    """Punkt's decision for one candidate (Kiss & Strunk 2006, as nltk implements it).
 
-    tfds ``clean_page`` counts ``len(punkt.tokenize(line))`` for every kept line.  We
-    count 1 for a non-blank line plus one per internal boundary: ".", "?" or "!"
-    (optionally followed by closing quotes or brackets) followed by whitespace and a
-    capital letter or digit; a "." after a known abbreviation (Mr, Dr, etc, ...), a
-    single-letter initial, or a token that already contains a period (U.S, e.g) is not
-    a boundary.  Punkt's learned statistics are not reproduced.
+    "!" or "?" ends a sentence whatever follows ("you want! so what?" is two); so does
+    "." after an ordinary word ("well. because it is." is two: punkt does not need a
+    capital after a period).  Not an end: "." after a known abbreviation, a single-letter
+    initial or a token holding a period (U.S, e.g), and "." after a number when a
+    lower-case word follows (punkt's ordinal rule).  An ellipsis ends a sentence only
+    before a capital or a digit (punkt then asks whether the next word is a frequent
+    sentence starter, a statistic we do not learn).
     """
+    if "!" in marks or "?" in marks:
+        return True
+    if len(marks) > 1:
+        return following.isupper() or following.isdigit()
+    word = prev.lstrip("\"'“‘([").lower()
+    if "." in word or word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+        return False
+    if _NUMBER_RE.fullmatch(word):
+        return not following.islower()
+    return True
+
+
+def sentence_spans(line: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of one line, in the manner of nltk's punkt.
+
+    tfds ``clean_page`` counts ``len(punkt.tokenize(line))`` for every kept line, and
+    datatrove 0.10.1's ``C4QualityFilter`` does the same through its tokenizer's
+    ``span_tokenize`` (spaCy's sentencizer since datatrove 0.4).  The rules for where a
+    sentence ends are in `_is_sentence_end`; punkt's learned statistics (its English
+    abbreviation list, collocations, sentence starters) are not reproduced, and no data
+    is downloaded.  A blank line has no sentence.
+    """
+    start = len(line) - len(line.lstrip())
+    if start == len(line):
+        return []
+    spans = []
+    for m in _SENT_END_RE.finditer(line):
+        if _is_sentence_end(m.group(1), m.group(2), m.group(3)):
+            spans.append((start, m.end()))
+            start = m.end() + len(line[m.end():]) - len(line[m.end():].lstrip())
+    spans.append((start, len(line.rstrip())))
+    return spans
+
+
+def count_sentences(line: str) -> int:
+    """Number of sentences in one line: ``len(sentence_spans(line))``, without the spans."""
     if not line.strip():
         return 0
     n = 1
-    for prev, mark in _SENT_BREAK_RE.findall(line):
-        if mark == ".":
-            word = prev.lstrip("\"'“‘([").lower()
-            if len(word) <= 1 or "." in word or word in _ABBREVIATIONS:
-                continue
-        n += 1
+    for prev, marks, following in _SENT_END_RE.findall(line):
+        n += _is_sentence_end(prev, marks, following)
     return n
 
 
@@ -216,8 +276,11 @@ def c4_clean(
     rules), or (None, rule_name) naming the first page-level rule that dropped it.
 
     Follows tfds ``c4_utils.clean_page`` line by line (``text.splitlines()``, each
-    line stripped):
+    line stripped), as datatrove 0.10.1's ``C4QualityFilter`` does:
 
+    0. ``c4_empty``: the page is empty or whitespace only (a departure from tfds and
+       datatrove, which call it ``c4_min_sentences`` / ``too_few_sentences``: a blank
+       page is not a page with too few sentences);
     1. ``c4_max_chars`` (tfds ``is_valid_length``, applied before cleaning): page
        longer than ``max_page_chars`` characters.
     2. a line with a word longer than ``max_word_length`` is removed;
@@ -228,7 +291,8 @@ def c4_clean(
     6. "javascript" lines removed;
     7. ``c4_curly_bracket``: a surviving line contains "{" -> drop (likely code);
     8. policy/cookie boilerplate lines removed;
-    9. ``c4_min_sentences``: fewer than ``min_sentences`` sentences in the kept lines.
+    9. ``c4_min_sentences``: fewer than ``min_sentences`` sentences in the kept lines
+       (`count_sentences`, punkt's conventions).
 
     As in tfds, the lorem-ipsum and curly-bracket tests only see lines that passed the
     punctuation and word-count tests (a "{" on a line without an end mark only loses
@@ -236,6 +300,8 @@ def c4_clean(
     each removed line increments ``line_counts[<line rule name>]``.
     """
     skip = frozenset(rules.skip)
+    if "c4_empty" not in skip and not text.strip():
+        return None, "c4_empty"
     if "c4_max_chars" not in skip and len(text) > rules.max_page_chars:
         return None, "c4_max_chars"
     end_marks = tuple(rules.end_marks)
@@ -291,6 +357,7 @@ def c4_clean(
 # Gopher quality: Rae et al. 2021, Appendix A.1.1 "MassiveWeb" quality filters
 
 GOPHER_QUALITY_RULES = (
+    "gopher_quality_empty",
     "gopher_min_words",
     "gopher_max_words",
     "gopher_min_mean_word_length",
@@ -316,8 +383,9 @@ class GopherQuality:
     ending with an ellipsis.  We also require that 80% of words in a document contain
     at least one alphabetic character, and apply a 'stop word' filter, to remove
     documents that do not contain at least two of the following English words: the,
-    be, to, of, and, that, have, with."  Semantics as datatrove
-    ``GopherQualityFilter`` (see `gopher_quality`).
+    be, to, of, and, that, have, with."  Semantics as datatrove 0.10.1
+    ``GopherQualityFilter`` (see `gopher_quality`) except where the paper reads
+    otherwise: ``alpha_words_of`` and the empty-document rule.
     """
 
     min_words: int = 50
@@ -329,7 +397,16 @@ class GopherQuality:
     max_bullet_lines_ratio: float = 0.9
     max_ellipsis_lines_ratio: float = 0.3
     min_alpha_words_ratio: float = 0.8
+    alpha_words_of: str = "words"
+    """What "words" means in the alphabetic-words rule.  "words" (the paper's rule, the
+    default): whitespace-separated words, so "end." is one word with a letter.
+    "tokens": datatrove 0.10.1's reading, word tokens with punctuation marks counted as
+    words without a letter.  On the study's crawl (issue 19) "tokens" dropped 13,679 of
+    28,411 pages (30% of clean Shakespeare pages, 8.4% of clean wiki pages), "words"
+    2.6% of pages and no clean page."""
     min_stop_words: int = 2
+    """At least this many *distinct* stop words (Gopher: "at least two of the following
+    English words"; datatrove counts distinct words since 0.5): "and" three times is one."""
     stop_words: list[str] = field(
         default_factory=lambda: ["the", "be", "to", "of", "and", "that", "have",
                                  "with"])
@@ -340,15 +417,23 @@ class GopherQuality:
 
     def __post_init__(self) -> None:
         _check_skip(self, GOPHER_QUALITY_RULES)
+        if self.alpha_words_of not in _ALPHA_WORDS_OF:
+            raise ValueError(f"GopherQuality.alpha_words_of: {self.alpha_words_of!r} is not one "
+                             f"of {', '.join(map(repr, _ALPHA_WORDS_OF))}; use \"words\" for "
+                             f"Gopher's rule (whitespace-separated words)")
+
+
+_ALPHA_WORDS_OF = ("words", "tokens")
 
 
 def gopher_quality(text: str, rules: GopherQuality) -> str | None:
     """Name of the first failed rule, or None when the document passes.
 
-    Follows datatrove ``GopherQualityFilter.filter``: ``tokens`` are Treebank-like
-    word tokens (`word_tokens`: punctuation marks are tokens), ``words`` the tokens
-    that are not pure punctuation.
+    Follows datatrove 0.10.1 ``GopherQualityFilter.filter``: ``tokens`` are
+    `word_tokens` (punctuation marks are tokens), ``words`` the tokens that are not pure
+    punctuation.
 
+    * ``gopher_quality_empty``: empty or whitespace-only text (datatrove: too few words);
     * ``gopher_min_words`` / ``gopher_max_words``: ``len(words)`` outside
       [min_words, max_words];
     * ``gopher_min_mean_word_length`` / ``gopher_max_mean_word_length``: mean
@@ -360,12 +445,15 @@ def gopher_quality(text: str, rules: GopherQuality) -> str | None:
       left-strip) with a bullet prefix ("•" or "-");
     * ``gopher_ellipsis_lines``: more than 30% of lines end (after right-strip) with
       "..." or "…";
-    * ``gopher_alpha_words``: fewer than 80% of ``tokens`` contain an alphabetic
-      character (datatrove divides by all tokens, punctuation included);
-    * ``gopher_stop_words``: fewer than 2 tokens are stop words (occurrences, exact
+    * ``gopher_alpha_words``: fewer than 80% of the whitespace-separated words contain
+      an alphabetic character (the paper); with ``alpha_words_of="tokens"``, of all
+      ``tokens``, punctuation included (datatrove);
+    * ``gopher_stop_words``: fewer than 2 distinct stop words among the tokens (exact
       case, as datatrove).
     """
     skip = frozenset(rules.skip)
+    if "gopher_quality_empty" not in skip and not text.strip():
+        return "gopher_quality_empty"
     tokens = _tokens_of(text)
     n_tokens = len(tokens)
     words = [t for t in tokens if _IS_WORD(t)]
@@ -402,15 +490,21 @@ def gopher_quality(text: str, rules: GopherQuality) -> str | None:
             n_ell = sum(1 for s in lines if s.rstrip().endswith(("...", "…")))
             if n_ell / len(lines) > rules.max_ellipsis_lines_ratio:
                 return "gopher_ellipsis_lines"
-    if "gopher_alpha_words" not in skip:
-        n_alpha = n_words - len(_NO_ALPHA_WORD_RE.findall(" ".join(words)))
-        if n_alpha / n_tokens < rules.min_alpha_words_ratio:
-            return "gopher_alpha_words"
-    if "gopher_stop_words" not in skip:
-        stop = frozenset(rules.stop_words)
-        if sum(map(stop.__contains__, words)) < rules.min_stop_words:
-            return "gopher_stop_words"
+    if ("gopher_alpha_words" not in skip
+            and _alpha_share(text, words, n_tokens, rules) < rules.min_alpha_words_ratio):
+        return "gopher_alpha_words"
+    if ("gopher_stop_words" not in skip
+            and len(frozenset(rules.stop_words).intersection(words)) < rules.min_stop_words):
+        return "gopher_stop_words"
     return None
+
+
+def _alpha_share(text: str, words: list[str], n_tokens: int, rules: GopherQuality) -> float:
+    """Share of words with an alphabetic character, "words" as ``rules.alpha_words_of``."""
+    if rules.alpha_words_of == "tokens":
+        return (len(words) - len(_NO_ALPHA_WORD_RE.findall(" ".join(words)))) / n_tokens
+    n_ws = len(text.split())
+    return (n_ws - len(_NO_ALPHA_WORD_RE.findall(text))) / n_ws
 
 
 # ------------------------------------------------------------------------------------
@@ -420,6 +514,7 @@ _TOP_N = (2, 3, 4)
 _DUP_N = (5, 6, 7, 8, 9, 10)
 
 GOPHER_REPETITION_RULES = (
+    "gopher_repetition_empty",
     "gopher_dup_para_frac",
     "gopher_dup_para_char_frac",
     "gopher_dup_line_frac",
@@ -438,7 +533,7 @@ class GopherRepetition:
     duplicate line / paragraph fraction 0.30, duplicate line / paragraph character
     fraction 0.20, top 2/3/4-gram character fraction 0.20/0.18/0.16, duplicate
     5..10-gram character fraction 0.15, 0.14, 0.13, 0.12, 0.11, 0.10.  Semantics as
-    datatrove ``GopherRepetitionFilter`` (see `gopher_repetition`).
+    datatrove 0.10.1 ``GopherRepetitionFilter`` (see `gopher_repetition`).
     """
 
     max_dup_para_frac: float = 0.30
@@ -574,9 +669,12 @@ def dup_ngram_chars(tokens: list[str], n: int) -> int:
 def gopher_repetition(text: str, rules: GopherRepetition) -> str | None:
     """Name of the first failed rule, or None.
 
-    Follows datatrove ``GopherRepetitionFilter.filter``; every character fraction is
-    over ``len(text)``:
+    Follows datatrove 0.10.1 ``GopherRepetitionFilter.filter``; every character
+    fraction is over ``len(text)``:
 
+    * ``gopher_repetition_empty``: empty or whitespace-only text (datatrove drops ``""``
+      as ``"empty"`` and keeps whitespace-only text, which has nothing to repeat but
+      nothing to train on either);
     * paragraphs = ``text.strip()`` split on two or more newlines;
       ``gopher_dup_para_frac``: repeated paragraphs / paragraphs > 0.30;
       ``gopher_dup_para_char_frac``: characters in repeated paragraphs > 0.20;
@@ -586,12 +684,11 @@ def gopher_repetition(text: str, rules: GopherRepetition) -> str | None:
     * ``gopher_top_{2,3,4}gram``: `top_ngram_chars` / len(text) > 0.20, 0.18, 0.16;
     * ``gopher_dup_{5..10}gram``: `dup_ngram_chars` / len(text) > 0.15 .. 0.10.
 
-    n-grams are over `word_tokens` (punctuation tokens included, as datatrove's
-    nltk tokens).  Blank text passes (there is nothing to measure).
+    n-grams are over `word_tokens` (punctuation tokens included, as datatrove's).
     """
-    if not text.strip():
-        return None
     skip = frozenset(rules.skip)
+    if not text.strip():
+        return None if "gopher_repetition_empty" in skip else "gopher_repetition_empty"
     size = len(text)
 
     paragraphs = _PARA_SPLIT_RE.split(text.strip())
@@ -631,3 +728,55 @@ def gopher_repetition(text: str, rules: GopherRepetition) -> str | None:
         if chars / size > getattr(rules, f"max_dup_{n}gram_char_frac"):
             return name
     return None
+
+
+# ------------------------------------------------------------------------------------
+# what each rule removed, against a crawl's own record of damage
+
+RULES_OF = {"c4": C4_RULES, "gopher_quality": GOPHER_QUALITY_RULES,
+            "gopher_repetition": GOPHER_REPETITION_RULES}
+"""The page-level rules of each family, in checking order."""
+
+MAX_CLEAN_SHARE = 0.05
+"""A rule that removes more than this share of the clean pages is flagged: a published
+heuristic meant for junk that takes this much good text is suspect (in its definition,
+or in how it reads this corpus) before any recipe built on it is trusted."""
+
+
+def removals_by_damage(verdicts: Mapping[str, Sequence[str | None]],
+                       damage: Mapping[str, np.ndarray]) -> dict:
+    """Per rule, how many pages of each kind of damage it removed: its precision measured
+    against the crawl's own truth rather than guessed from examples.
+
+    ``verdicts`` maps a family of `RULES_OF` to the rule that removed each page (None:
+    kept); ``damage`` maps a damage kind to a boolean mask over the same pages and must
+    hold ``"clean"`` (pages with no recorded damage).  Kinds may overlap (a truncated
+    page with boilerplate counts under both).  Returns ``pages`` (pages of each kind),
+    ``rules`` (every rule, zeros included), ``families`` (pages removed by any rule of
+    the family), ``max_clean_share`` and ``flagged``: the rules that removed more than
+    `MAX_CLEAN_SHARE` of the clean pages, in checking order.
+    """
+    unknown = sorted(set(verdicts) - set(RULES_OF))
+    if unknown:
+        raise ValueError(f"verdicts: unknown rule families {unknown}; known: {', '.join(RULES_OF)}")
+    if "clean" not in damage:
+        raise ValueError(f"damage: needs a 'clean' mask (pages with no recorded damage); "
+                         f"got {', '.join(damage) or 'nothing'}")
+    masks = {k: np.asarray(m, dtype=bool) for k, m in damage.items()}
+    sizes = {k: m.size for k, m in masks.items()} | {f: len(v) for f, v in verdicts.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"verdicts and damage masks must cover the same pages; lengths {sizes}")
+
+    def count(hit: np.ndarray) -> dict[str, int]:
+        return {k: int((hit & m).sum()) for k, m in masks.items()}
+
+    rules, families = {}, {}
+    for family, fails in verdicts.items():
+        fails = np.asarray(fails, dtype=object)
+        for rule in RULES_OF[family]:
+            rules[rule] = count(fails == rule)
+        families[family] = count(fails != None)  # noqa: E711 (elementwise)
+    n_clean = int(masks["clean"].sum())
+    flagged = [r for r, c in rules.items() if n_clean and c["clean"] / n_clean > MAX_CLEAN_SHARE]
+    return {"pages": {k: int(m.sum()) for k, m in masks.items()}, "rules": rules,
+            "families": families, "max_clean_share": MAX_CLEAN_SHARE, "flagged": flagged}

@@ -278,6 +278,8 @@ def _open(src: Source):
         args = {"path": src.dataset, "name": src.config or None, "revision": commit}
     try:
         ds = datasets.load_dataset(**args, split=src.split, streaming=True)
+    except StopIteration:  # datasets' json reader on files without a single row
+        raise FetchError(f"{src.name}: {src.dataset or src.path} holds no rows (empty files?)") from None
     except Exception as e:  # noqa: BLE001 - datasets raises many types; all reported with the reason
         hint = (" The repository is a loading script, which datasets>=4 no longer runs: produce files "
                 "in this schema with the dataset's own tools and point `path:` at them."

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import yaml
 
-from proxyrank.config import LadderParams, ParamsError, Rung, missing_stage_params, parse_params
+from proxyrank import timings
+from proxyrank.config import LadderParams, Params, ParamsError, Rung, missing_stage_params, parse_params
+from proxyrank.files import load_yaml
 from proxyrank.scale import _env, _git
 
 LADDER_CSV = Path("reports") / "ladder.csv"
@@ -49,7 +51,7 @@ def rung_params(name: str, rung: Rung, base: Path) -> dict:
     where = f"ladder.rungs.{name}"
     source = Path(rung.profile) if rung.profile else base
     try:
-        data = yaml.safe_load(source.read_text())
+        data = load_yaml(source)
     except (OSError, yaml.YAMLError) as e:
         raise ParamsError(f"{where}.profile: cannot read {source} ({e})") from None
     data["ladder"] = {"rungs": {}}  # a rung has no ladder of its own
@@ -94,8 +96,32 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def rows(name: str, data: dict, reports: Path, commit: str, dirty: bool, device: str) -> list[dict]:
-    """One ladder row per proxy family from a finished rung's reports."""
+def train_hours(p: Params, ws: Path, folders: list[Path]) -> float | None:
+    """Hours a rung's training runs took (sum over runs), from timing files (DVC outputs hold no wall
+    time: timings.py). Each run is found by its fingerprint, its latest line in `folders` (the rung's
+    workspace and this project: a run the rung restored from the shared run-cache was trained in
+    either). None if a run has no line (trained elsewhere, e.g. pulled from a remote)."""
+    from proxyrank.train import fingerprint, run_keys, run_specs
+
+    spent = timings.latest([r for folder in folders for r in timings.read(folder)], "run", "fingerprint")
+    valid = {d: ws / "data" / "tokens" / "valid" / f"{d}.npy" for d in p.split.valid_domains}
+    total = 0.0
+    for recipe in p.recipes:
+        for role in ("proxy", "reference"):
+            train = ws / "data" / "recipes" / recipe / "train.npy"
+            if not all(path.is_file() for path in [train, *valid.values()]):  # no data, no fingerprint
+                return None
+            for key in run_keys(run_specs(p, recipe, role), p.train, train, valid):
+                wall = spent.get(fingerprint(key), {}).get("wall_s")
+                if not isinstance(wall, (int, float)):
+                    return None
+                total += wall
+    return round(total / 3600, 3)
+
+
+def rows(name: str, data: dict, reports: Path, commit: str, dirty: bool, device: str,
+         hours: float | None = None) -> list[dict]:
+    """One ladder row per proxy family from a finished rung's reports; `hours` is its train_hours."""
     import pandas as pd
 
     from proxyrank import plan
@@ -121,7 +147,7 @@ def rows(name: str, data: dict, reports: Path, commit: str, dirty: bool, device:
                "reference_flops": train_flops(ref_n, p.reference.preset, t.seq_len, t.reference_tokens),
                "standard_lr": p.analysis.standard_lr[spec.family], "tiny_lr": p.analysis.tiny_lr,
                "best_spearman_lr": block.get("best_spearman_lr"), "n_recipes": metrics["n_recipes"],
-               "runs": len(runs), "train_hours": round(runs.wall_s.sum() / 3600, 3),
+               "runs": len(runs), "train_hours": hours,
                "device": device,
                "commit": commit[:12] + ("+dirty" if dirty else ""), "params_sha": digest}
         fam = cross[cross.family == spec.family]
@@ -185,8 +211,9 @@ def run_ladder(ladder: LadderParams, names: list[str] | None, base: Path, root: 
         if proc.returncode != 0:
             raise RuntimeError(f"ladder {name}: `dvc repro metrics` failed (exit {proc.returncode}); see {log}; "
                                f"rerun to continue from the finished stages")
+        hours = train_hours(parse_params(data[name]), ws, [ws / timings.TIMINGS, root / timings.TIMINGS])
         merge(root / LADDER_CSV, rows(name, data[name], ws / "reports", commit, dirty,
-                                               "cuda" if ladder.rungs[name].gpu else "cpu"), name)
+                                      "cuda" if ladder.rungs[name].gpu else "cpu", hours), name)
         print(f"ladder {name}: done in {time.perf_counter() - start:.0f} s -> {LADDER_CSV}", flush=True)
     return skipped
 

@@ -82,7 +82,12 @@ def bootstrap_ci(stat, proxy, ref, n_boot: int, seed: int, level: float = 0.95) 
     if not len(p) or n_boot < 1:
         return math.nan, math.nan
     idx = np.random.default_rng(seed).integers(0, len(p), size=(n_boot, len(p)))
-    vals = np.array([stat(p[i], r[i]) for i in idx], dtype=float)
+    return percentile_interval([stat(p[i], r[i]) for i in idx], level)
+
+
+def percentile_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """The central `level` interval of bootstrap values, NaNs (undefined resamples) dropped."""
+    vals = np.asarray(values, dtype=float)
     vals = vals[~np.isnan(vals)]
     if not vals.size:
         return math.nan, math.nan

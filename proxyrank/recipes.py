@@ -42,7 +42,8 @@ def _rules(args: tuple[list[str], CurationParams]) -> list[tuple]:
 def annotate(crawl: pa.Table, reference: list[str], valid: list[str], c: CurationParams, seed: int,
              workers: int) -> tuple[pa.Table, dict[str, np.ndarray], dict]:
     """Per crawl page: rule verdicts (on the raw page), C4's cleaned text, perplexity and bucket,
-    classifier score, validation contamination; plus MinHash signatures and a summary."""
+    classifier score, validation contamination; plus MinHash signatures and a summary (with, when
+    the crawl carries its damage columns, the pages each rule removed by kind of damage)."""
     texts = crawl.column("text").to_pylist()
     chunks = [texts[i:i + 500] for i in range(0, len(texts), 500)]
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -73,7 +74,26 @@ def annotate(crawl: pa.Table, reference: list[str], valid: list[str], c: Curatio
         "perplexity_cuts": cuts, "classifier_heldout_accuracy": round(float(clf.heldout_accuracy), 4),
         "reference_docs": len(reference),
     }
+    if set(DAMAGE_COLUMNS) <= set(crawl.column_names):
+        summary["removed_by_damage"] = filters.removals_by_damage(
+            {"c4": c4_fail, "gopher_quality": gq_fail, "gopher_repetition": gr_fail}, damage_masks(crawl))
     return table, signatures, summary
+
+
+DAMAGE_COLUMNS = ("kind", "boilerplate", "truncated", "shuffled", "copy")
+"""The crawl's record of how each page was damaged (`proxyrank.crawl.COLUMNS`)."""
+
+
+def damage_masks(crawl: pa.Table) -> dict[str, np.ndarray]:
+    """Which pages carry each kind of damage, under the crawl manifest's names; ``clean``:
+    a page of real text with none of them (not spam, templated, boilerplate, truncated,
+    shuffled, nor a copy), so a rule's removals of clean pages are its false positives."""
+    col = {c: crawl.column(c).to_numpy(zero_copy_only=False) for c in DAMAGE_COLUMNS}
+    masks = {k: col["kind"] == k for k in ("spam", "templated")}
+    masks |= {f: np.asarray(col[f], dtype=bool) for f in ("boilerplate", "truncated", "shuffled")}
+    masks |= {"exact_copies": col["copy"] == "exact", "near_copies": col["copy"] == "near"}
+    damaged = np.logical_or.reduce(list(masks.values())) | (col["kind"] != "page")
+    return {"clean": ~damaged, **masks}
 
 
 def domain_weights(recipe: Recipe, available: dict[str, int]) -> dict[str, float]:
@@ -157,7 +177,8 @@ def curate(recipe: Recipe, docs: pa.Table, c: CurationParams, signatures: dict[s
                 raise RecipeError(f"recipe {recipe.name!r}: dedup {recipe.dedup!r} needs the MinHash "
                                   f"signatures of `source: crawl` (rerun `dvc repro curate`)")
             p = c.minhash if recipe.dedup == "minhash" else c.aggressive
-            dup = dedup.near_duplicates_from_signatures(signatures[recipe.dedup][idx], p)
+            raw = docs.column("text").take(idx).to_pylist()  # what the signatures were made from
+            dup = dedup.near_duplicates_from_signatures(signatures[recipe.dedup][idx], p, raw)
         dup_rate = round(float(dup.mean()), 4) if len(dup) else 0.0
         cur.drop_among(idx, dup, f"dedup_{recipe.dedup}")
         if recipe.dedup == "aggressive" and c.aggressive.paragraph:

@@ -21,7 +21,10 @@ PAPER = {  # the paper's headline numbers (arXiv 2512.24503), shown beside ours
 
 
 def collect(p: Params, runs_dir: Path, runs_csv: Path, curves_csv: Path) -> pd.DataFrame:
-    """One row per run (runs.csv) and one row per validation point (curves.csv)."""
+    """One row per run (runs.csv) and one row per validation point (curves.csv).
+
+    Only what the runs' inputs determine: no wall time, which differs between machines and would
+    make these outputs (and dvc.lock) differ with it (timings.py keeps it apart)."""
     rows, curves = [], []
     # only the declared recipes: a removed recipe's outputs stay in the workspace (DVC keeps them)
     paths = sorted(path for role in ("proxies", "references") for name in p.recipes
@@ -37,7 +40,7 @@ def collect(p: Params, runs_dir: Path, runs_csv: Path, curves_csv: Path) -> pd.D
     if not rows:
         raise ValueError(f"collect: no run results under {runs_dir}")
     first = ["recipe", "group", "role", "family", "model", "n_params", "lr", "seed", "tokens",
-             "steps", "wall_s", "diverged", "loss_mean"]
+             "steps", "diverged", "loss_mean"]
     df = pd.DataFrame(rows)
     df = df[first + sorted(c for c in df.columns if c.startswith("loss_") and c != "loss_mean")]
     df = df.sort_values(["role", "family", "recipe", "lr", "seed"]).reset_index(drop=True)
@@ -45,7 +48,7 @@ def collect(p: Params, runs_dir: Path, runs_csv: Path, curves_csv: Path) -> pd.D
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")
     print(f"collect: {len(df)} runs ({(df.role == 'proxy').sum()} proxy, "
-          f"{(df.role == 'reference').sum()} reference), {df.wall_s.sum() / 60:.1f} min of training")
+          f"{(df.role == 'reference').sum()} reference), {df.tokens.sum():,} training tokens")
     return df
 
 
@@ -344,7 +347,9 @@ def write_report(p: Params, reports: Path) -> None:
           f"{p.train.weight_decay}, warmup {p.train.warmup_frac:.0%} then cosine, clip {p.train.grad_clip}.",
           f"- Validation: {p.train.valid_tokens:,} held-out tokens per domain "
           f"({', '.join(p.split.valid_domains)}).",
-          f"- Compute: {len(runs)} runs, {runs.wall_s.sum() / 60:.1f} min of training (sum over runs).",
+          f"- Compute: {len(runs)} runs, {runs.tokens.sum():,} training tokens in all. Training time is "
+          "measured, not computed, so it stays out of these results: see "
+          "`bench/results/default_study_cpu.md` (made from `data/timings/` by `bench/study_wall.py`).",
           ""]
     L += ["## Headline", "",
           f"Spearman between each proxy's ranking and the tuned reference ranking over "
@@ -369,6 +374,7 @@ def write_report(p: Params, reports: Path) -> None:
         L += ["", f"Warning: the best reference LR of {', '.join(edges)} sits at the edge of its grid; "
               f"the tuned ground truth may be better still outside it."]
     L += _recipe_section(p, reports, manifests)
+    L += _curation_precision(reports / "curate.json")
     L += ["", "## More figures", ""]
     for name, caption in (("loss_scatter", "Proxy loss vs tuned reference loss"),
                           ("topk_regret", "Top-k decision regret"),
@@ -618,6 +624,40 @@ def _recipe_section(p: Params, reports: Path, manifests: list[dict]) -> list[str
               f"percentile. DCLM-style classifier: held-out accuracy {q['classifier_heldout_accuracy']:.3f}, "
               f"keeps the top {p.curation.dclm.keep_frac:.0%}. {q['contaminated']:,} pages near validation "
               f"text were removed from every recipe.", ""]
+    return L
+
+
+def _curation_precision(curate_file: Path) -> list[str]:
+    """Per rule, the crawl pages it removed by the damage the crawl recorded (reports/curate.json,
+    `removed_by_damage`): a rule's removals of clean pages are its false positives, so a published
+    heuristic that takes more than its share of good text is shown, and flagged, beside the junk
+    it catches. Rules that removed nothing are left out of the table (they are in the JSON)."""
+    if not curate_file.exists():
+        return []
+    d = json.loads(curate_file.read_text()).get("removed_by_damage")
+    if not d:
+        return []
+    kinds, limit = ["clean", *(k for k in d["pages"] if k != "clean")], d["max_clean_share"]
+    n_clean = d["pages"]["clean"]
+
+    def cells(counts: dict) -> str:
+        share = f" ({counts['clean'] / n_clean:.1%})" if n_clean else ""
+        return f"{counts['clean']:,}{share} | " + " | ".join(f"{counts[k]:,}" for k in kinds[1:])
+
+    L = ["", "### What each rule removed, by the crawl's record of damage", "",
+         f"Pages each rule removed (`reports/curate.json`, `removed_by_damage`), by the damage the crawl "
+         f"recorded on them; *clean* pages carry none, so removing them is a false positive (share of "
+         f"all clean pages in brackets). A page can carry several kinds. **Flagged**: a rule removing "
+         f"more than {limit:.0%} of the clean pages.", "",
+         "| rule | " + " | ".join(k.replace("_", " ") for k in kinds) + " |", "|---|" + "---|" * len(kinds),
+         "| *pages in the crawl* | " + " | ".join(f"{d['pages'][k]:,}" for k in kinds) + " |"]
+    for rule, counts in d["rules"].items():
+        if any(counts.values()):
+            name = f"**{rule} (flagged)**" if rule in d["flagged"] else rule
+            L.append(f"| {name} | {cells(counts)} |")
+    L += [f"| *{family}, any rule* | {cells(counts)} |" for family, counts in d["families"].items()]
+    L += ["", f"Flagged (more than {limit:.0%} of clean pages removed): {', '.join(d['flagged'])}."
+          if d["flagged"] else f"No rule removed more than {limit:.0%} of the clean pages.", ""]
     return L
 
 

@@ -31,11 +31,12 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
 
 from proxyrank.config import Params, ParamsError, stage_bodies
+from proxyrank.files import load_yaml
 
 TRAINING = ("proxies", "references")
 
@@ -143,10 +144,18 @@ LOCK = "dvc.lock"
 
 def _read_lock(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path) or {}
     except (OSError, yaml.YAMLError) as e:
         raise ParamsError(f"{path}: cannot read it as a dvc.lock ({e})") from None
     return data
+
+
+def _files_under(root: Path, rel: str) -> list[str]:
+    """rel itself if it is a file, else every file below it (an uncached output may be a folder)."""
+    path = root / rel
+    if path.is_file():
+        return [rel]
+    return sorted(p.relative_to(root).as_posix() for p in path.rglob("*") if p.is_file())
 
 
 def export_state(dest: Path, root: Path = Path("."), dvc_yaml: str | Path = "dvc.yaml") -> int:
@@ -160,39 +169,100 @@ def export_state(dest: Path, root: Path = Path("."), dvc_yaml: str | Path = "dvc
     with atomic_dir(dest) as tmp:
         (tmp / LOCK).write_text((root / LOCK).read_text())
         for name in stages:
-            for path in pipe.uncached_outputs(name):
-                if not (root / path).exists():
-                    raise ParamsError(f"{path}: output of {name} in dvc.lock is missing; rerun `dvc repro {name}`")
-                (tmp / path).parent.mkdir(parents=True, exist_ok=True)
-                (tmp / path).write_bytes((root / path).read_bytes())
+            for out in pipe.uncached_outputs(name):
+                if not (root / out).exists():
+                    raise ParamsError(f"{out}: output of {name} in dvc.lock is missing; rerun `dvc repro {name}`")
+                for path in _files_under(root, out):
+                    (tmp / path).parent.mkdir(parents=True, exist_ok=True)
+                    (tmp / path).write_bytes((root / path).read_bytes())
     print(f"lock export: {len(stages)} stages to {dest}")
     return len(stages)
 
 
-def merge_state(sources: list[Path], root: Path = Path(".")) -> int:
+def _declared(pipe: Pipeline, names, src: Path) -> list[str]:
+    """The `cache: false` outputs of the stages `names` (from src's dvc.lock), each a plain relative
+    path: a stage name such as `recipe@../../x` would otherwise aim an output outside reports/."""
+    outs = []
+    for name in names:
+        if not isinstance(name, str):
+            raise ParamsError(f"{src / LOCK}: stage name {name!r} is not a string; refusing to merge {src}")
+        for out in pipe.uncached_outputs(name):
+            parts = PurePosixPath(out).parts
+            if out.startswith("/") or not parts or any(p in ("", ".", "..") for p in parts) or \
+                    PurePosixPath(*parts).as_posix() != out:
+                raise ParamsError(f"{src / LOCK}: stage {name!r} names output {out!r}, not a plain path "
+                                  f"inside the workspace; refusing to merge {src}")
+            outs.append(out)
+    return outs
+
+
+def _state_files(src: Path, outs: list[str]) -> dict[str, Path]:
+    """Every file a job exported to src besides dvc.lock, each checked to be (under) one of `outs`;
+    a symlink anywhere, or any other file, is refused by name and nothing is read through it."""
+    found: dict[str, Path] = {}
+    for folder, dirs, names in os.walk(src):  # os.walk does not descend into symlinked folders
+        for entry in sorted(dirs + names):
+            path = Path(folder) / entry
+            rel = path.relative_to(src).as_posix()
+            if path.is_symlink():
+                raise ParamsError(f"{path}: a symlink in the job state; `lock merge` copies only regular "
+                                  f"files and follows no links. Remove it and export the state again")
+            if entry in names and rel != LOCK:
+                if not path.is_file():
+                    raise ParamsError(f"{path}: not a regular file; `lock merge` copies only regular files")
+                if not any(rel == out or rel.startswith(out + "/") for out in outs):
+                    raise ParamsError(f"{path}: not a `cache: false` output of the stages in {src / LOCK} "
+                                      f"(those are: {', '.join(outs) or 'none'}); `lock merge` writes "
+                                      f"nothing else. Remove it from {src}")
+                found[rel] = path
+    return found
+
+
+def _check_target(root: Path, rel: str) -> None:
+    """Refuse to write through a symlink in the workspace: the file or any folder above it."""
+    path = root
+    for part in PurePosixPath(rel).parts:
+        path = path / part
+        if path.is_symlink():
+            raise ParamsError(f"{path}: a symlink in this workspace on the way to {rel}; `lock merge` "
+                              f"does not write through links. Replace it with a real folder or file")
+    if path.is_dir():
+        raise ParamsError(f"{path}: a folder in this workspace where the job exported a file; remove it")
+
+
+def merge_state(sources: list[Path], root: Path = Path("."), dvc_yaml: str | Path = "dvc.yaml") -> int:
     """Join the dvc.lock entries and uncached outputs that jobs exported into this workspace.
 
-    A stage two jobs both recorded (the shared upstream) must be recorded identically, and so must
-    a file both wrote: a difference means a stage is not deterministic, and is an error naming it.
-    Entries for other stages already in this dvc.lock are kept."""
+    Only the `cache: false` outputs (per this workspace's dvc.yaml) of the stages each job's
+    dvc.lock records are copied: any other file, a symlink, or a stage aiming outside the
+    workspace is refused by name, and everything is checked before anything is written, so a
+    refused merge leaves the workspace as it was. A stage two jobs both recorded (the shared
+    upstream) must be recorded identically, and so must a file both wrote: a difference means a
+    stage is not deterministic, and is an error naming it. Entries for other stages already in
+    this dvc.lock are kept."""
     from proxyrank.files import atomic_path, write_text
 
+    pipe = pipeline(root / dvc_yaml)
     merged: dict[str, dict] = {}
     files: dict[str, tuple[bytes, Path]] = {}
     for src in sources:
+        if (src / LOCK).is_symlink():
+            raise ParamsError(f"{src / LOCK}: a symlink; `lock merge` follows no links in a job state")
         if not (src / LOCK).is_file():
             raise ParamsError(f"{src}: no {LOCK}; did the job that exports it finish?")
-        for name, entry in (_read_lock(src / LOCK).get("stages") or {}).items():
+        stages = _read_lock(src / LOCK).get("stages") or {}
+        for name, entry in stages.items():
             if name in merged and merged[name] != entry:
                 raise ParamsError(f"{name}: recorded differently by two jobs ({src}); its outputs are not "
                                   f"reproducible, so the results cannot be joined")
             merged[name] = entry
-        for path in sorted(q for q in src.rglob("*") if q.is_file() and q.name != LOCK):
-            rel = path.relative_to(src).as_posix()
+        for rel, path in _state_files(src, _declared(pipe, stages, src)).items():
             data = path.read_bytes()
             if rel in files and files[rel][0] != data:
                 raise ParamsError(f"{rel}: written differently by {files[rel][1]} and {src}")
             files[rel] = (data, src)
+    for rel in [*files, LOCK]:
+        _check_target(root, rel)
     lock = _read_lock(root / LOCK) if (root / LOCK).exists() else {}
     lock.setdefault("schema", "2.0")
     lock["stages"] = {**(lock.get("stages") or {}), **merged}

@@ -3,15 +3,21 @@
 A process that imports transformers costs ~6 s here, so a stage trains all runs of one recipe
 and role in one process, spread over forked 1-thread workers (two 1-thread workers beat one
 2-thread process on tiny models). Finished runs are kept under data/.resume/ by a fingerprint of
-everything that determines them, so a killed stage resumes where it stopped.
+everything that determines them (params, data, the code that trains and the library versions),
+so a killed stage resumes where it stopped, and a record is checked before it is trusted.
+Records and outputs hold what the inputs determine; wall times go to data/timings/ (timings.py).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import importlib
 import json
 import math
 import multiprocessing as mp
+import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -19,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from proxyrank import timings
 from proxyrank.config import Params, TrainParams
-from proxyrank.files import sha256, write_json
+from proxyrank.files import kill_point, sha256, write_json
 from proxyrank.tokens import load_array
 
 
@@ -161,13 +168,31 @@ def _save_checkpoint(folder: Path, model, opt, state: dict) -> None:
             old.unlink(missing_ok=True)
 
 
+def _checkpoint_state(folder: Path) -> tuple[dict | None, str | None]:
+    """A checkpoint's state.json and why it cannot be resumed from (None: it can)."""
+    try:
+        state = json.loads((folder / "state.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return None, f"state.json unreadable ({e})"
+    if not (isinstance(state, dict) and _is(state.get("step"), int) and state["step"] > 0
+            and isinstance(state.get("curve"), list) and _is(state.get("wall_s"), float)):
+        return None, "state.json lacks step (int > 0), curve (list) or wall_s (number)"
+    missing = [f"{kind}-{state['step']}.safetensors" for kind in ("model", "optim")
+               if not (folder / f"{kind}-{state['step']}.safetensors").is_file()]
+    return (None, f"{', '.join(missing)} missing") if missing else (state, None)
+
+
 def _load_checkpoint(folder: Path, model, opt) -> dict | None:
-    """The last committed state of a killed run, loaded into model and opt; None if there is none."""
+    """The last committed state of a killed run, loaded into model and opt; None if there is none
+    or it is damaged (then the run starts over, as if there were none)."""
     from safetensors.torch import load_file, load_model
 
     if folder is None or not (folder / "state.json").exists():
         return None
-    state = json.loads((folder / "state.json").read_text())
+    state, reason = _checkpoint_state(folder)
+    if reason:
+        print(f"resume: {folder} ignored: {reason}; training again", flush=True)
+        return None
     step = state["step"]
     load_model(model, str(folder / f"model-{step}.safetensors"), device=str(next(model.parameters()).device))
     flat = load_file(str(folder / f"optim-{step}.safetensors"))
@@ -189,6 +214,8 @@ def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: di
     Under torchrun each rank takes its slice of every global batch (DDP averages the gradients,
     so the update equals one process's at the same global batch). With `checkpoint`, the state
     after each evaluation point is kept there, and a killed run continues from it.
+    The result also carries how long the run took and how fast (TIMING_KEYS, for benchmarks);
+    run_all takes those out before anything is written (split_timing).
     """
     import contextlib
 
@@ -256,6 +283,7 @@ def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: di
                 if rank == 0:
                     wall = state["wall_s"] + time.perf_counter() - start
                     _save_checkpoint(checkpoint, model, opt, {"step": step + 1, "curve": curve, "wall_s": wall})
+                    kill_point("train.checkpoint")
                 if world > 1:
                     torch.distributed.barrier()
     if device.type == "cuda":
@@ -265,22 +293,171 @@ def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: di
     final = curve[-1] if curve and curve[-1]["step"] == steps and not diverged else None
     tokens_trained = steps * t.batch_size * t.seq_len
     flops = train_flops(n_params, spec.preset, t.seq_len, tokens_trained)
-    achieved = flops * (steps - resumed_from) / max(1, steps) / run_wall / world if run_wall > 0 else None
+    done = (steps - resumed_from) / max(1, steps)  # the share trained in this process
+    achieved = flops * done / run_wall / world if run_wall > 0 else None
     peak = _peak_flops(device)
     result = {**dataclasses.asdict(spec), "run_id": spec.run_id, "n_params": n_params, "steps": steps,
-              "tokens_trained": tokens_trained, "wall_s": round(wall, 3), "resumed_from_step": resumed_from,
-              "device": str(device.type), "world_size": world, "train_flops": flops,
+              "tokens_trained": tokens_trained, "device": str(device.type), "world_size": world,
+              "train_flops": flops, "diverged": final is None, "curve": curve,
+              "wall_s": round(wall, 3), "resumed_from_step": resumed_from,
+              "tokens_per_s": round(tokens_trained * done / run_wall, 1) if run_wall > 0 else None,
               "tflops_per_s": round(achieved / 1e12, 4) if achieved else None,
-              "mfu": round(achieved / peak, 4) if achieved and peak else None,
-              "diverged": final is None, "curve": curve}
+              "mfu": round(achieved / peak, 4) if achieved and peak else None}
     for key in ["loss_mean"] + [f"loss_{d}" for d in valid]:
         result[key] = final[key] if final else float("nan")
     return result
 
 
-def fingerprint(spec: RunSpec, t: TrainParams, digests: dict[str, str]) -> str:
-    blob = json.dumps([dataclasses.asdict(spec), dataclasses.asdict(t), digests], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+# --------------------------------------------------------------------------- resume records
+
+CODE_MODULES = ("proxyrank.models", "proxyrank.train", "proxyrank.tokens")  # build, train, batch, load
+LIBRARIES = ("torch", "transformers", "numpy")  # model code, kernels and the data order
+
+
+def code_stamp() -> dict[str, str]:
+    """What decides a run besides its params and data: the bytes of the modules that build and
+    train it and the versions of the libraries under them. It is part of every fingerprint, so an
+    edited preset or an upgraded torch never brings back a result that other code made."""
+    stamp = {m: sha256(importlib.import_module(m).__file__) for m in CODE_MODULES}
+    return stamp | {lib: str(importlib.import_module(lib).__version__) for lib in LIBRARIES}
+
+
+def run_key(spec: RunSpec, t: TrainParams, digests: dict[str, str], stamp: dict[str, str]) -> dict:
+    """Everything that determines a run's result, in the form a resume record stores it (JSON)."""
+    from proxyrank.models import PRESETS
+
+    key = {"spec": dataclasses.asdict(spec), "train": dataclasses.asdict(t),
+           "preset": dataclasses.asdict(PRESETS[spec.preset]), "data": digests, "code": stamp}
+    return json.loads(json.dumps(key, sort_keys=True))
+
+
+def fingerprint(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _is(value, kind: type) -> bool:
+    """JSON type check that keeps bools apart from numbers (True is an int to Python)."""
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    return isinstance(value, (int, float) if kind is float else kind)
+
+
+RESULT_FIELDS = {"run_id": str, "n_params": int, "steps": int, "tokens_trained": int, "device": str,
+                 "world_size": int, "train_flops": int, "diverged": bool, "curve": list}
+
+# What train_run measures rather than computes: it differs between machines, between a run that was
+# killed and resumed and one that was not, and between two tries on one machine. Kept out of run
+# records and outputs, so their hashes follow from the inputs alone (timings.py says where it goes).
+TIMING_KEYS = ("wall_s", "resumed_from_step", "tokens_per_s", "tflops_per_s", "mfu")
+
+
+def split_timing(result: dict) -> tuple[dict, dict]:
+    """(the result without its timing keys, the timing keys it had)."""
+    return ({k: v for k, v in result.items() if k not in TIMING_KEYS},
+            {k: result[k] for k in TIMING_KEYS if k in result})
+
+
+def _non_finite(obj, where: str = "result") -> str | None:
+    """Where a NaN or infinity sits in a record (Python's JSON reads them); None if nowhere."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    return next((w for k, v in items if (w := _non_finite(v, f"{where}.{k}"))), None)
+
+
+def _record_problem(record, spec: RunSpec, key: dict, domains: list[str]) -> str | None:
+    """Why a resume record cannot stand for the run `key` describes; None when it can."""
+    if not isinstance(record, dict) or set(record) != {"fingerprint", "key", "result"}:
+        return "not a resume record (a mapping of fingerprint, key and result)"
+    stored = record["key"] if isinstance(record["key"], dict) else {}
+    differ = [part for part in key if stored.get(part) != key[part]]
+    if differ or record["fingerprint"] != fingerprint(key):
+        return f"made for another run (its stored {', '.join(differ) or 'fingerprint'} do not match)"
+    result = record["result"]
+    if not isinstance(result, dict):
+        return "its result is not a mapping"
+    expected = {**dataclasses.asdict(spec), "run_id": spec.run_id}
+    wrong = [f for f, kind in RESULT_FIELDS.items() if not _is(result.get(f), kind)]
+    wrong += [f for f, v in expected.items() if f not in wrong and not (_is(result.get(f), type(v))
+                                                                         and result[f] == v)]
+    # a diverged run's losses are NaN, stored as null; any other run's are numbers
+    losses = ["loss_mean"] + [f"loss_{d}" for d in domains]
+    wrong += [k for k in losses if not (_is(result.get(k), float) or (k in result and result[k] is None
+                                                                      and result.get("diverged") is True))]
+    if wrong:
+        return f"its result has a wrong or missing {', '.join(wrong)}"
+    bad = _non_finite(result)
+    return f"non-finite number at {bad}" if bad else None
+
+
+def _resumed(path: Path, spec: RunSpec, key: dict, domains: list[str], rank: int) -> dict | None:
+    """The stored result of a finished run, or None (then it is trained again, and rank 0 says why)."""
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        problem = f"not readable JSON ({e})"
+    else:
+        problem = _record_problem(record, spec, key, domains)
+    if problem is None:
+        return split_timing(record["result"])[0]  # a record an older version wrote may carry them
+    if rank == 0:
+        print(f"resume: {path} ignored: {problem}; training again", flush=True)
+    return None
+
+
+def _lock(fd: int, wait: bool) -> bool:
+    """flock `fd`; False if another process holds it (or the file system cannot lock: then no one
+    can tell a live checkpoint from a leaked one, and nothing is deleted)."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _claim(folder: Path):
+    """Hold a lock on a run's checkpoint folder while it trains: stages that share data/.resume
+    (the `gpus` runner trains several side by side) then never delete each other's live
+    checkpoints, while a killed run's lock dies with it."""
+    while True:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY)
+        _lock(fd, wait=True)
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.samestat(os.fstat(fd), os.stat(folder)):
+                break
+        os.close(fd)  # the folder was deleted while we waited: lock the one that is there now
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def _drop_leaked_checkpoints(resume_dir: Path, keep: set[str]) -> None:
+    """Delete the checkpoint folders of runs this stage will not train: a killed run's, left for
+    good when params, data, code or libraries changed since. Those of runs about to train are
+    their mid-run resume; those locked by a live run (another stage) are left alone."""
+    dropped = 0
+    for folder in sorted(resume_dir.glob("*.ckpt")):
+        if folder.stem in keep or not folder.is_dir():
+            continue
+        try:
+            fd = os.open(folder, os.O_RDONLY)
+        except FileNotFoundError:  # deleted meanwhile by another stage's clean-up
+            continue
+        try:
+            if _lock(fd, wait=False):
+                shutil.rmtree(folder, ignore_errors=True)
+                dropped += 1
+        finally:
+            os.close(fd)
+    if dropped:
+        print(f"resume: deleted {dropped} checkpoint(s) of runs no longer asked for in {resume_dir}", flush=True)
 
 
 def _cost(spec: RunSpec, vocab_size: int, seq_len: int) -> int:
@@ -296,36 +473,57 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _work(job):
-    import shutil
-
-    spec, t, train_path, valid_paths, vocab_size, resume_path = job
+def _work(job) -> tuple[dict, dict]:
+    """Train one run; (its result, its timing). The resume record gets the result, stamped with its
+    key; the timing file (if any) gets one line keyed by the run's id and fingerprint."""
+    spec, t, train_path, valid_paths, vocab_size, resume_path, key, timing_path = job
     valid = {d: load_array(Path(p)) for d, p in valid_paths.items()}
     checkpoint = resume_path.with_suffix(".ckpt")
-    result = train_run(spec, t, load_array(Path(train_path)), valid, vocab_size, checkpoint)
-    if distributed()[0] == 0:
-        write_json(resume_path, result)
-        shutil.rmtree(checkpoint, ignore_errors=True)
-    return result
+    rank = distributed()[0]
+    with _claim(checkpoint) if rank == 0 else contextlib.nullcontext():
+        result, timing = split_timing(train_run(spec, t, load_array(Path(train_path)), valid, vocab_size,
+                                                checkpoint))
+        if rank == 0:
+            write_json(resume_path, {"fingerprint": fingerprint(key), "key": key, "result": result})
+            if timing_path is not None:
+                timings.append(timing_path, {"kind": "run", "run_id": spec.run_id, "recipe": spec.recipe,
+                                             "role": spec.role, "fingerprint": fingerprint(key),
+                                             "device": result["device"], "world_size": result["world_size"],
+                                             "tokens_trained": result["tokens_trained"], **timing})
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    kill_point("train.run")
+    return result, timing
+
+
+def run_keys(specs: list[RunSpec], t: TrainParams, train_path: Path, valid_paths: dict[str, Path]) -> list[dict]:
+    """Each spec's run key (run_key) on these data files: what its resume record and timing line
+    are filed under (by fingerprint)."""
+    digests = {"train": sha256(train_path), **{d: sha256(p) for d, p in sorted(valid_paths.items())}}
+    stamp = code_stamp()
+    return [run_key(spec, t, digests, stamp) for spec in specs]
 
 
 def run_all(specs: list[RunSpec], t: TrainParams, train_path: Path, valid_paths: dict[str, Path],
-            vocab_size: int, resume_dir: Path, out_dir: Path) -> list[dict]:
+            vocab_size: int, resume_dir: Path, out_dir: Path, timing_path: Path | None = None) -> list[dict]:
     """Train every spec (resuming finished or checkpointed ones), write one JSON per run into out_dir.
 
     Forked CPU workers run jobs side by side; on CUDA or under torchrun the jobs run in turn
-    (one GPU per process: spread recipes over GPUs with CUDA_VISIBLE_DEVICES, README).
+    (one GPU per process: spread recipes over GPUs with CUDA_VISIBLE_DEVICES, README). The results
+    and the files hold no timing (TIMING_KEYS); each run trained here appends its timing to
+    `timing_path` (timings.py) if given.
     """
     rank, world = distributed()
-    digests = {"train": sha256(train_path), **{d: sha256(p) for d, p in sorted(valid_paths.items())}}
     jobs, results = [], []
-    for spec in specs:
-        resume_path = resume_dir / f"{fingerprint(spec, t, digests)}.json"
-        if resume_path.exists():
-            results.append(json.loads(resume_path.read_text()))
+    for spec, key in zip(specs, run_keys(specs, t, train_path, valid_paths)):
+        resume_path = resume_dir / f"{fingerprint(key)}.json"
+        result = _resumed(resume_path, spec, key, list(valid_paths), rank)
+        if result is not None:
+            results.append(result)
         else:
             jobs.append((spec, t, str(train_path), {d: str(p) for d, p in valid_paths.items()},
-                         vocab_size, resume_path))
+                         vocab_size, resume_path, key, timing_path))
+    if rank == 0:
+        _drop_leaked_checkpoints(resume_dir, {job[5].stem for job in jobs})
     jobs.sort(key=lambda job: _cost(job[0], vocab_size, t.seq_len), reverse=True)  # longest first: no idle tail
     workers = 1 if world > 1 or _device(t).type == "cuda" else min(t.workers, len(jobs))
     if rank == 0:
@@ -335,14 +533,15 @@ def run_all(specs: list[RunSpec], t: TrainParams, train_path: Path, valid_paths:
     if workers > 1:
         threads = max(1, (mp.cpu_count() or 1) // workers)
         with mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(threads,)) as pool:
-            for r in pool.imap_unordered(_work, jobs):
+            for r, timing in pool.imap_unordered(_work, jobs):
                 results.append(r)
-                _progress(r, len(results), len(specs))
+                _progress(r, timing, len(results), len(specs))
     else:
         for job in jobs:
-            results.append(_work(job))
+            r, timing = _work(job)
+            results.append(r)
             if rank == 0:
-                _progress(results[-1], len(results), len(specs))
+                _progress(r, timing, len(results), len(specs))
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         for r in results:
@@ -351,6 +550,6 @@ def run_all(specs: list[RunSpec], t: TrainParams, train_path: Path, valid_paths:
     return results
 
 
-def _progress(r: dict, done: int, total: int) -> None:
+def _progress(r: dict, timing: dict, done: int, total: int) -> None:
     print(f"  [{done}/{total}] {r['recipe']} {r['run_id']}: loss {r['loss_mean']:.4f} "
-          f"({r['wall_s']:.0f} s)", file=sys.stderr, flush=True)
+          f"({timing['wall_s']:.0f} s)", file=sys.stderr, flush=True)

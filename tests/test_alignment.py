@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from proxyrank import models
+from proxyrank import models, timings
 from proxyrank.alignment import (AlignmentParams, flat_grad, proxy_batches, scores, state_scores,
                                  valid_windows)
 from proxyrank.config import TrainParams, parse_params
@@ -47,13 +47,13 @@ def _params(presets=NANO):
     return parse_params(params_dict)
 
 
-def _study(tmp_path, presets=NANO):
+def _study(tmp_path, presets=NANO, timing_path=None):
     """Validation of one distribution; recipes: fresh draws from it, and uniform random tokens."""
     valid = _save(tmp_path, {"a": _stream(SEQ * 6 + 1, seed=1), "b": _stream(SEQ * 6 + 1, seed=2)})
     recipes = _save(tmp_path, {"match": _stream(2000, seed=3),
                                "random": np.random.default_rng(4).integers(0, VOCAB, 2000).astype(np.uint16)})
     a = AlignmentParams(batches=4, warm_steps=8)
-    return scores(_params(presets), a, recipes, valid, VOCAB)
+    return scores(_params(presets), a, recipes, valid, VOCAB, timing_path)
 
 
 def _shift(model, vector):
@@ -107,10 +107,21 @@ def test_in_distribution_data_aligns_better_than_random_tokens(tmp_path):
     assert (warm.flops > init.flops).all()  # and its share is charged
 
 
-def test_deterministic(tmp_path):
-    first = _study(tmp_path, presets=("opt-nano", "gpt2-nano"))  # two models: on the two forked workers
+def test_deterministic_and_timed_apart(tmp_path):
+    """The table (a DVC output) is the same twice over, to the byte: its wall time goes to the
+    timing file, one line per model and state, with the tokens that state cost."""
+    timing = tmp_path / "timings" / "alignment.jsonl"
+    first = _study(tmp_path, presets=("opt-nano", "gpt2-nano"), timing_path=timing)  # on two forked workers
     second = _study(tmp_path, presets=("opt-nano", "gpt2-nano"))
-    assert first.drop(columns="wall_s").equals(second.drop(columns="wall_s"))
+    assert first.equals(second) and first.to_csv().encode() == second.to_csv().encode()
+    assert not {"wall_s", "tokens_per_s"} & set(first.columns)
+    lines = timings.read(timing.parent)
+    assert sorted((r["family"], r["state"]) for r in lines) == sorted(
+        (f, s) for f in ("opt", "gpt2") for s in ("init", "warm"))
+    for r in lines:
+        assert r["stage"] == "alignment" and r["kind"] == "alignment" and r["wall_s"] > 0 and r["recipes"] == 2
+        rows = first[(first.family == r["family"]) & (first.state == r["state"])]
+        assert r["tokens"] == pytest.approx(rows.tokens.sum())
 
 
 def test_measures_the_proxy_runs_own_initialisation_and_batches(tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 import zstandard
+from pictures import assert_picture, record_figures
 from test_hub import _offline
 
 from proxyrank import candidates as cand
@@ -102,8 +103,9 @@ def _candidates(path, corpus, **changes):
     return path
 
 
-def test_rank_end_to_end_and_resume(project, corpus, capsys):
+def test_rank_end_to_end_and_resume(project, corpus, capsys, monkeypatch):
     cands = _candidates(project / "team.yaml", corpus)
+    drawn = record_figures(monkeypatch)
     assert main(["rank", str(cands)]) == 0
     out = project / "reports" / "rank" / "team"
     first = capsys.readouterr().out
@@ -126,7 +128,9 @@ def test_rank_end_to_end_and_resume(project, corpus, capsys):
     assert summary["run"]["datasets"]["real"]["files"][0]["name"] == "part-0.jsonl.zst"
     md = (out / "ranking.md").read_text()
     assert "## Warnings" in md and "## What was run" in md and "## gpt2 (gpt2-nano)" in md
-    assert (out / "ranking.png").read_bytes()[:4] == b"\x89PNG"
+    assert_picture(out / "ranking.png")
+    (figure,) = drawn.values()  # a panel per family, each with one point per dataset (with error bars)
+    assert figure.panels == 2 and figure.points == [1, 1]
     work = project / "data" / "rank" / "team"
     arr = np.load(work / "tokens" / "random.npy", allow_pickle=False)
     assert arr.shape == (TOKENS,) and arr.dtype == np.uint16

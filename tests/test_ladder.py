@@ -1,11 +1,13 @@
 """The scale ladder's parts: rungs are validated params files, and the table keeps one row set per rung.
 Running a rung through DVC is tested end to end in test_pipeline.py."""
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from proxyrank.config import ParamsError, Rung
-from proxyrank.ladder import COLUMNS, merge, rung_params, run_ladder
+from proxyrank import timings, train
+from proxyrank.config import ParamsError, Rung, parse_params
+from proxyrank.ladder import COLUMNS, merge, rung_params, run_ladder, train_hours
 
 
 @pytest.fixture
@@ -60,3 +62,31 @@ def test_merge_replaces_a_rungs_rows_and_keeps_the_others(tmp_path):
     assert table.rung.tolist() == ["a", "a", "b", "b"]  # ordered by reference compute
     assert table.spearman_tiny.tolist() == [0.2, 0.2, 0.3, 0.3]
     assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_train_hours_come_from_the_timing_files_by_fingerprint(tmp_path, params_dict, monkeypatch):
+    """A rung's runs are found by fingerprint in its workspace's timing files or the project's (the
+    run-cache they share restores a run trained in either); a line of another run under the same
+    id does not count, and a run with no line anywhere leaves the hours unknown."""
+    monkeypatch.setattr(train, "code_stamp", lambda: {"code": "fixed"})  # no torch import for this
+    p = parse_params(params_dict)
+    ws, root = tmp_path / "ws", tmp_path / "root"
+    valid = {d: ws / "data" / "tokens" / "valid" / f"{d}.npy" for d in p.split.valid_domains}
+    for i, path in enumerate([*valid.values(), *(ws / "data" / "recipes" / r / "train.npy" for r in p.recipes)]):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, np.arange(i, i + 10, dtype=np.uint16))
+    folders = [ws / timings.TIMINGS, root / timings.TIMINGS]
+    total, last = 0.0, None
+    for n, recipe in enumerate(p.recipes):
+        for role, stage in (("proxy", "proxies"), ("reference", "references")):
+            specs = train.run_specs(p, recipe, role)
+            keys = train.run_keys(specs, p.train, ws / "data" / "recipes" / recipe / "train.npy", valid)
+            for spec, key in zip(specs, keys):
+                path = timings.stage_file(f"{stage}@{recipe}", folders[n % 2])
+                timings.append(path, {"kind": "run", "run_id": spec.run_id, "fingerprint": "stale", "wall_s": 1e6})
+                timings.append(path, {"kind": "run", "run_id": spec.run_id, "fingerprint": train.fingerprint(key),
+                                      "wall_s": 36.0})
+                total, last = total + 36.0, path
+    assert train_hours(p, ws, folders) == round(total / 3600, 3) > 0
+    last.write_text("".join(last.read_text().splitlines(keepends=True)[:-1]))  # one run's line lost
+    assert train_hours(p, ws, folders) is None

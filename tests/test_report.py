@@ -8,8 +8,9 @@ import pytest
 from proxyrank.config import parse_params
 from proxyrank.files import write_json
 from proxyrank.metrics import analyze
-from proxyrank.report import figures, write_report
+from proxyrank.report import collect, figures, write_report
 from proxyrank.theory import study
+from pictures import assert_picture, record_figures
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def reports(tmp_path, params_dict):
             domains = {f"loss_{d}": loss + rng.normal(0, 0.05) for d in p.split.valid_domains}
             rows.append({"recipe": recipe, "group": p.recipes[recipe].group, "role": role, "family": fam,
                          "model": "m", "n_params": 1000, "lr": lr, "seed": seed, "tokens": 100, "steps": 2,
-                         "wall_s": 1.0, "diverged": False, "loss_mean": loss, **domains})
+                         "diverged": False, "loss_mean": loss, **domains})
             for step in (1, 2):
                 curves.append({"role": role, "recipe": recipe, "run_id": "r", "family": fam, "lr": lr,
                                "seed": seed, "step": step, "tokens": step * 50, "loss_mean": loss + 1 / step})
@@ -63,15 +64,31 @@ def reports(tmp_path, params_dict):
     return p, tmp_path
 
 
-def test_figures_render_as_png(reports):
+def test_figures_render_as_pictures(reports, monkeypatch):
     p, folder = reports
+    drawn = record_figures(monkeypatch)
     figures(p, folder)
     names = sorted(f.name for f in (folder / "figures").iterdir())
     flips = any(f["largest_flip"] for f in json.loads((folder / "analysis.json").read_text())["flips"])
     expected = ["loss_scatter.png", "per_domain_spearman.png", "spearman_vs_lr.png", "topk_regret.png",
                 "training_curves.png", "frontier.png", "ladder.png", "theory.png"] + (["flip.png"] if flips else [])
-    assert names == sorted(expected)
-    assert all((folder / "figures" / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
+    assert names == sorted(expected) == sorted(drawn)
+    for name in names:
+        assert_picture(folder / "figures" / name)
+    fams = list(p.analysis.standard_lr)
+    proxied = sorted({s.family for s in p.proxies})
+    # one line per proxy family over the LR grid; a standard and a tiny regret curve per family
+    assert drawn["spearman_vs_lr.png"].panels == 1 and drawn["spearman_vs_lr.png"].lines == [len(proxied)]
+    assert drawn["topk_regret.png"].lines == [2 * len(proxied)]
+    # a standard-LR and a tiny-LR panel per family, each with its recipes as points
+    assert drawn["loss_scatter.png"].panels == 2 * len(fams) and min(drawn["loss_scatter.png"].points) == 1
+    # the heatmap and its colour bar
+    assert drawn["per_domain_spearman.png"].panels == 2 and drawn["per_domain_spearman.png"].images[0] == 1
+    # a panel per proxy family and one for the reference, each a curve per LR
+    curves = drawn["training_curves.png"]
+    assert curves.panels == len(proxied) + 1 and curves.lines[-1] == len(p.reference.lrs)
+    assert drawn["frontier.png"].panels == len(proxied) and min(drawn["frontier.png"].points) >= 1
+    assert drawn["ladder.png"].panels == 1 and drawn["ladder.png"].points[0] >= 2 * len(proxied)
     plot = pd.read_csv(folder / "plots" / "spearman_vs_lr.csv")
     assert list(plot.columns) == ["lr", "gpt2", "pythia", "opt"]
     curves = pd.read_csv(folder / "plots" / "curves.csv")
@@ -90,6 +107,9 @@ def test_report_numbers_come_from_metrics(reports):
     text = (folder / "report.md").read_text()
     metrics = json.loads((folder / "metrics.json").read_text())
     assert f"over {metrics['n_recipes']} recipes ({metrics['n_pairs']} pairs)" in text
+    runs = pd.read_csv(folder / "runs.csv")  # no wall time: it would make the report differ run to run
+    assert f"- Compute: {len(runs)} runs, {runs.tokens.sum():,} training tokens in all." in text
+    assert "min of training" not in text and "bench/results/default_study_cpu.md" in text
     for fam in p.analysis.standard_lr:
         assert f"| {fam} | {metrics[fam]['spearman_standard']:.3f} [" in text
     assert "**Does the finding reproduce at this scale?**" in text
@@ -111,3 +131,47 @@ def test_report_numbers_come_from_metrics(reports):
     assert f"| {fam} | {p.proxies[0].lrs[1]:g} | 2 | " not in text or p.proxies[0].lrs[1] == p.analysis.tiny_lr
     assert all(f"| {r} | {p.recipes[r].group} | {p.recipes[r].source} | c4, dedup exact | 3 | 100 | 0.250 | "
                f"c4_min_sentences 7 | code 1.00 |" in text for r in p.recipes)
+
+
+def test_collect_keeps_timings_out_of_the_tables(tmp_path, params_dict, capsys):
+    """runs.csv and curves.csv hold what the runs' inputs determine: a run JSON with wall time and
+    throughput in it (an older version's) gives the same bytes as one without."""
+    p = parse_params(params_dict)
+    recipe = next(iter(p.recipes))
+    run = {"recipe": recipe, "role": "proxy", "family": "gpt2", "preset": "gpt2-nano", "lr": 1e-3, "seed": 0,
+           "tokens": 4096, "run_id": "gpt2-nano-lr1e-03-s0", "n_params": 1000, "steps": 2, "tokens_trained": 4096,
+           "device": "cpu", "world_size": 1, "train_flops": 10, "diverged": False, "loss_mean": 4.0,
+           "curve": [{"step": 2, "tokens": 4096, "train_loss": 4.1, "loss_mean": 4.0}],
+           **{f"loss_{d}": 4.0 for d in p.split.valid_domains}}
+    timed = {**run, "wall_s": 3.25, "resumed_from_step": 1, "tokens_per_s": 99.0, "tflops_per_s": None, "mfu": None}
+    tables = []
+    for name, record in (("plain", run), ("timed", timed)):
+        write_json(tmp_path / name / "runs" / "proxies" / recipe / "x.json", record)
+        collect(p, tmp_path / name / "runs", tmp_path / name / "runs.csv", tmp_path / name / "curves.csv")
+        tables.append([(tmp_path / name / f).read_bytes() for f in ("runs.csv", "curves.csv")])
+    assert tables[0] == tables[1]
+    columns = set(pd.read_csv(tmp_path / "plain" / "runs.csv").columns)
+    assert not {"wall_s", "resumed_from_step", "tokens_per_s", "mfu"} & columns and "loss_mean" in columns
+    assert "4,096 training tokens" in capsys.readouterr().out
+
+
+def test_report_shows_what_each_rule_removed_by_damage(reports):
+    """The curation-precision table comes from curate.json's `removed_by_damage`: every rule that
+    removed a page, clean pages with their share, and a flag past 5% of the clean pages."""
+    from proxyrank.filters import removals_by_damage
+
+    p, folder = reports
+    clean = np.array([True] * 40 + [False] * 10)
+    c4 = ["c4_min_sentences" if i in (0, 1, 45) else None for i in range(50)]
+    gq = ["gopher_alpha_words" if i in (2, 3, 4) else None for i in range(50)]
+    write_json(folder / "curate.json", {"pages": 50, "removed_by_damage": removals_by_damage(
+        {"c4": c4, "gopher_quality": gq}, {"clean": clean, "spam": ~clean})})
+    write_report(p, folder)
+    text = (folder / "report.md").read_text()
+    assert "### What each rule removed, by the crawl's record of damage" in text
+    assert "| rule | clean | spam |" in text and "| *pages in the crawl* | 40 | 10 |" in text
+    assert "| c4_min_sentences | 2 (5.0%) | 1 |" in text  # 5% is not more than 5%: not flagged
+    assert "| **gopher_alpha_words (flagged)** | 3 (7.5%) | 0 |" in text
+    assert "| c4_empty |" not in text  # rules that removed nothing stay in the JSON only
+    assert "| *gopher_quality, any rule* | 3 (7.5%) | 0 |" in text
+    assert "Flagged (more than 5% of clean pages removed): gopher_alpha_words." in text

@@ -162,3 +162,20 @@ def test_split_over_array_tasks_then_merge_retrains_nothing(tmp_path, local_corp
     assert "up to date" in _sh(["dvc", "status"], study).stdout
     assert "Running stage" not in _sh(["dvc", "repro"], study).stdout
     assert not list((tmp_path / "scratch").iterdir())  # each job removed its clone
+
+
+def test_lock_export_and_merge_carry_an_uncached_folder_output(tmp_path):
+    """figures' `cache: false` output is a folder: its files travel, and merge accepts files below
+    a declared output folder (and only there)."""
+    stages = {"figures": {"cmd": "python -m proxyrank figures"}}
+    files = {"reports/figures/a.png": "png", "reports/figures/sub/b.png": "png2",
+             "reports/plots/spearman_vs_lr.csv": "lr", "reports/plots/curves.csv": "c", "reports/other.txt": "no"}
+    job = _workspace(tmp_path / "job", stages, files)
+    assert export_state(tmp_path / "state", job) == 1
+    finish = _workspace(tmp_path / "finish", {}, {})
+    assert merge_state([tmp_path / "state"], finish) == 1
+    got = sorted(p.relative_to(finish).as_posix() for p in (finish / "reports").rglob("*") if p.is_file())
+    assert got == [k for k in sorted(files) if k != "reports/other.txt"]
+    (tmp_path / "state" / "reports" / "figures.png").write_text("beside, not below, the folder")
+    with pytest.raises(ParamsError, match="reports/figures.png: not a `cache: false` output of the stages"):
+        merge_state([tmp_path / "state"], finish)

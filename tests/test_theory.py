@@ -11,6 +11,7 @@ from proxyrank import theory
 from proxyrank.config import ParamsError, _build
 from proxyrank.metrics import spearman
 from proxyrank.theory import TheoryParams
+from pictures import assert_picture, record_figures
 
 # Small enough for seconds, large enough that the smallest LR converges (lr_frac * steps = 120).
 TEST = TheoryParams(n_recipes=6, widths=[16, 512], lr_fracs=[0.03, 0.3, 2.0], steps=4000,
@@ -81,10 +82,13 @@ def test_small_lr_at_large_width_ranks_like_the_optimum_and_large_lr_does_not(he
         assert np.allclose(top["spearman"], top["drift_spearman"], atol=0.3)
 
 
-def test_figure_writes_a_png(headline, tmp_path):
+def test_figure_draws_every_width(headline, tmp_path, monkeypatch):
+    drawn = record_figures(monkeypatch)
     path = tmp_path / "theory.png"
-    theory.figure(headline[0][0], path)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = headline[0][0]
+    theory.figure(table, path)
+    assert_picture(path)
+    assert drawn["theory.png"].panels == 1 and drawn["theory.png"].lines[0] >= table["width"].nunique()
 
 
 @pytest.mark.parametrize("field,value", [
