@@ -43,7 +43,12 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        return f"{self.family}-{self.preset}-lr{self.lr:.0e}-s{self.seed}"
+        return f"{self.family}-{self.preset}-lr{lr_text(self.lr)}-s{self.seed}"
+
+
+def lr_text(lr: float) -> str:
+    """An LR as short as it can be written without losing a digit: 3e-03, 3.5e-03, 1.25e-03."""
+    return np.format_float_scientific(lr, trim="-", exp_digits=2)
 
 
 def run_specs(p: Params, recipe: str, role: str) -> list[RunSpec]:
@@ -252,6 +257,10 @@ def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: di
     checkpoints = eval_points(steps, t.eval_points)
     curve, diverged = state["curve"], False
     start = time.perf_counter()
+    if not curve:  # step 0: the loss at initialisation, from which every run's movement is measured
+        losses = evaluate(model, valid, t.seq_len, t.batch_size * 4, device, autocast)
+        curve.append({"step": 0, "tokens": 0, "train_loss": None,
+                      "loss_mean": float(np.mean(list(losses.values()))), **{f"loss_{d}": v for d, v in losses.items()}})
     model.train()
     for step in range(resumed_from, steps):
         for g in opt.param_groups:
