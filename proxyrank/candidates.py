@@ -392,7 +392,7 @@ def _figure(families: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from proxyrank.report import FAMILY_COLOURS, _save
+    from proxyrank.figures import FAMILY_COLOURS, save_png
 
     fig, axes = plt.subplots(1, len(families), figsize=(3.8 * len(families), 3.8), squeeze=False)
     for ax, fam in zip(axes[0], families):
@@ -410,7 +410,7 @@ def _figure(families: list[dict], path: Path) -> None:
                title=f"{fam['family']}: Spearman {fam['assessment']['spearman']:.2f}")
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        _save(fig, tmp)
+        save_png(fig, tmp)
 
 
 def _markdown(summary: dict) -> str:
@@ -420,7 +420,8 @@ def _markdown(summary: dict) -> str:
         f"| {n} | {d['source']} | {d['revision'] or ', '.join(f['name'] for f in d['files'] or [])} | "
         f"{d['docs']:,} | {d['chars']:,} |" for n, d in run["datasets"].items())
     return (f"# Dataset ranking: {summary['candidates']}\n\nDatasets ranked by the mean validation loss of small "
-            f"proxy models trained on each at a **tiny learning rate** ({run['tiny_lr']:g}), the setting under which "
+            f"proxy models trained on each at a **tiny learning rate** ("
+            f"{', '.join(f'{f} {lr:g}' for f, lr in run['tiny_lr'].items())}), the setting under which "
             f"proxy rankings track a tuned large model's (Wang et al., arXiv 2512.24503); the ranking at each "
             f"family's standard LR stands beside it. Lower loss is better.\n\n## Warnings\n\n{warnings}\n\n"
             + "\n".join(_family_section(f) for f in summary["families"])
@@ -472,24 +473,42 @@ def _prepare(job: Job, p: Params, tokenizer_dir: Path, study_valid: Path, work: 
     return tok, valid, samples
 
 
-def _train(job: Job, p: Params, presets: dict[str, str], valid: dict[str, Path], vocab: int, work: Path) -> list[dict]:
-    """Every family at its standard and the tiny LR, every seed, on every dataset; finished runs resume."""
+def family_lrs(p: Params, families: list[str], study_metrics: Path) -> dict[str, dict[str, float]]:
+    """{family: {"standard": lr, "tiny": lr}}: fixed in params, or, with analysis.standard_lr "tuned", the
+    study's own choice (reports/metrics.json: the family's tuned standard LR and standard / the first
+    tiny ratio), so `rank` uses the LRs the study measured."""
+    a = p.analysis
+    if not isinstance(a.standard_lr, str):
+        return {f: {"standard": a.standard_lr[f], "tiny": a.tiny_lr} for f in families}
+    tag = f"tiny{a.tiny_ratios[0]:g}"
+    metrics = json.loads(study_metrics.read_text()) if study_metrics.exists() else {}
+    missing = [f for f in families if not {"standard_lr", f"{tag}_lr"} <= set(metrics.get(f, {}))]
+    if missing:
+        raise ParamsError(f"analysis.standard_lr: 'tuned' takes each family's standard and {tag} LR from the study's "
+                          f"{study_metrics}, which has none for {', '.join(missing)}; run `make study` first, or give "
+                          f"--params a file whose analysis.standard_lr is {{family: lr}}")
+    return {f: {"standard": metrics[f]["standard_lr"], "tiny": metrics[f][f"{tag}_lr"]} for f in families}
+
+
+def _train(job: Job, p: Params, presets: dict[str, str], lrs: dict[str, dict[str, float]], valid: dict[str, Path],
+           vocab: int, work: Path) -> list[dict]:
+    """Every family at its standard and tiny LR, every seed, on every dataset; finished runs resume."""
     from proxyrank.train import RunSpec, run_all
 
     results = []
     for name in job.datasets:
         specs = [RunSpec(name, "proxy", f, presets[f], lr, s, job.tokens) for f in job.families
-                 for lr in sorted({p.analysis.standard_lr[f], p.analysis.tiny_lr}) for s in job.seeds]
+                 for lr in sorted(set(lrs[f].values())) for s in job.seeds]
         with atomic_dir(work / "runs" / name) as tmp:
             results += run_all(specs, p.train, work / "tokens" / f"{name}.npy", valid, vocab, work / ".resume", tmp)
     return results
 
 
-def _family(f: str, preset: str, p: Params, job: Job, results: list[dict], domains: list[str], boot,
+def _family(f: str, preset: str, lrs: dict[str, float], job: Job, results: list[dict], domains: list[str], boot,
             vocab: int) -> dict:
     """One family's two rankings, their comparison, and one table row per dataset in tiny-LR order."""
     names = list(job.datasets)
-    lrs = {"tiny": p.analysis.tiny_lr, "standard": p.analysis.standard_lr[f]}
+    lrs = {"tiny": lrs["tiny"], "standard": lrs["standard"]}
     r = {tag: rank_losses(_losses(results, names, f, lr, job.seeds, domains), boot) for tag, lr in lrs.items()}
     far = moved(r["tiny"], r["standard"])
     rows = [{"dataset": n, **{f"{tag}_{k}": float(getattr(r[tag], k)[i]) for tag in r
@@ -502,15 +521,16 @@ def _family(f: str, preset: str, p: Params, job: Job, results: list[dict], domai
 
 
 def rank(candidates: Path, p: Params, params_path: str, tokenizer_dir: Path, study_valid: Path, out: Path,
-         work: Path) -> dict:
+         work: Path, study_metrics: Path = Path("reports/metrics.json")) -> dict:
     """Sample, tokenize, train and rank every candidate; returns the summary written to ranking.json."""
     job = load_candidates(candidates, p)
+    lrs = family_lrs(p, job.families, study_metrics)  # before any sampling: a missing study fails at once
     tok, valid, samples = _prepare(job, p, tokenizer_dir, study_valid, work)
     vocab, domains = tok.get_vocab_size(), list(valid)
     presets = {s.family: s.preset for s in p.proxies if s.family in job.families}
-    results = _train(job, p, presets, valid, vocab, work)
+    results = _train(job, p, presets, lrs, valid, vocab, work)
     boot = draws(len(job.seeds), len(domains), p.analysis.n_boot, p.seed)
-    families = [_family(f, presets[f], p, job, results, domains, boot, vocab) for f in job.families]
+    families = [_family(f, presets[f], lrs[f], job, results, domains, boot, vocab) for f in job.families]
     warnings = [f"{fam['family']}: {w}" for fam in families for w in fam["assessment"]["warnings"]]
     diverged = sorted({f"{r['recipe']} {r['run_id']}" for r in results if r["diverged"]})
     if diverged:
@@ -523,7 +543,8 @@ def rank(candidates: Path, p: Params, params_path: str, tokenizer_dir: Path, stu
         "families": families,
         "run": {"tokens": job.tokens, "steps": job.tokens // t.seq_len // t.batch_size, "batch_size": t.batch_size,
                 "seq_len": t.seq_len, "seeds": job.seeds, "runs": len(results), "presets": presets,
-                "tiny_lr": p.analysis.tiny_lr, "standard_lr": {f: p.analysis.standard_lr[f] for f in job.families},
+                "tiny_lr": {f: lrs[f]["tiny"] for f in job.families},
+                "standard_lr": {f: lrs[f]["standard"] for f in job.families},
                 "vocab_size": vocab, "validation": "study" if job.validation is None else "own",
                 "domains": domains, "valid_tokens": t.valid_tokens, "n_boot": p.analysis.n_boot, "seed": p.seed,
                 "datasets": {n: {"source": s.dataset or s.path, **samples[n]} for n, s in job.datasets.items()}},

@@ -245,22 +245,30 @@ def stage_collect(p, _):
 
 
 def stage_metrics(p, _):
+    import dataclasses
+
     import pandas as pd
 
     from proxyrank.files import write_json
     from proxyrank.metrics import analyze
+    from proxyrank.validity import Thresholds, validity
 
-    runs = pd.read_csv(REPORTS / "runs.csv")
-    headline, detail = analyze(runs, standard_lr=p.analysis.standard_lr, tiny_lr=p.analysis.tiny_lr,
-                               n_boot=p.analysis.n_boot, seed=p.seed, curves=pd.read_csv(REPORTS / "curves.csv"),
-                               frontier_target=p.analysis.frontier_target,
+    runs, curves = pd.read_csv(REPORTS / "runs.csv"), pd.read_csv(REPORTS / "curves.csv")
+    a = p.analysis
+    headline, detail = analyze(runs, standard_lr=a.standard_lr, tiny_ratios=a.tiny_ratios, tiny_lr=a.tiny_lr,
+                               n_boot=a.n_boot, seed=p.seed, curves=curves, frontier_target=a.frontier_target,
                                alignment=pd.read_csv(REPORTS / "alignment.csv"))
+    checks = validity(runs, curves, {fam: v["lrs"] for fam, v in detail["picked"].items()},
+                      thresholds=Thresholds(**dataclasses.asdict(a.validity)), n_boot=a.n_boot, seed=p.seed)
     write_json(REPORTS / "analysis.json", detail)
     write_json(REPORTS / "metrics.json", headline)
+    write_json(REPORTS / "validity.json", checks)
+    for fam, v in checks["verdict"].items():
+        print(f"metrics: {v['text']}")
 
 
 def stage_figures(p, _):
-    from proxyrank.report import figures
+    from proxyrank.figures import figures
 
     figures(p, REPORTS)
 
@@ -439,7 +447,8 @@ def command_rank(argv) -> int:
 
         stem = Path(args.candidates).stem
         candidates.rank(Path(args.candidates), load_params(args.params), args.params, TOKENIZER, TOKENS / "valid",
-                        Path(args.out or REPORTS / "rank" / stem), Path(args.work or DATA / "rank" / stem))
+                        Path(args.out or REPORTS / "rank" / stem), Path(args.work or DATA / "rank" / stem),
+                        REPORTS / "metrics.json")
 
     return _command("rank", rank)
 

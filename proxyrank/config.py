@@ -139,11 +139,26 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class ValidityParams:
+    """Thresholds of the checks that say whether a run can test the claim (proxyrank/validity.py)."""
+    max_grid_ratio: float = 2.0  # V1: neighbouring reference LRs at most this far apart
+    min_ref_seeds: int = 2  # V1 / V3: reference seeds needed
+    min_resolved_share: float = 0.8  # V1: share of recipes whose reference optimum is resolved
+    min_loss_drop: float = 0.1  # V2: nats a proxy must fall from its step-0 loss
+    min_reliability: float = 0.7  # V2: split-half reliability (Spearman-Brown) of a proxy LR
+    z: float = 1.96  # a pair is separated when |difference| > z x its standard error
+
+
+@dataclass(frozen=True)
 class AnalysisParams:
-    standard_lr: dict[str, float]
-    tiny_lr: float
+    # "tuned": each family's best-loss LR in its sweep (mean over recipes and seeds), the "tuned once,
+    # then fixed" practice the paper questions; or a fixed {family: lr}
+    standard_lr: typing.Union[str, dict[str, float]] = "tuned"
+    tiny_ratios: list[float] = field(default_factory=lambda: [30.0, 300.0])  # tiny = standard / ratio
+    tiny_lr: float = 1.0e-5  # the paper's absolute tiny LR, kept in the tables where it was run
     n_boot: int = 1000
     frontier_target: float = 0.9  # the Spearman a proxy budget must reach on the frontier
+    validity: ValidityParams = field(default_factory=ValidityParams)
 
 
 @dataclass(frozen=True)
@@ -482,22 +497,39 @@ def _check_train(p: Params) -> None:
 
 
 def _check_analysis(p: Params, families: list[str]) -> None:
-    for fam, lr in p.analysis.standard_lr.items():
-        spec = next((s for s in p.proxies if s.family == fam), None)
-        if spec is None:
-            raise ParamsError(f"analysis.standard_lr.{fam}: no proxy family {fam!r}; "
-                              f"declared: {', '.join(families)}")
-        _positive(lr, f"analysis.standard_lr.{fam}")
-        if not any(_same(lr, x) for x in spec.lrs):
-            raise ParamsError(f"analysis.standard_lr.{fam}: {lr:g} is not in proxies lrs {spec.lrs}")
-    missing = [f for f in families if f not in p.analysis.standard_lr]
-    if missing:
-        raise ParamsError(f"analysis.standard_lr: no standard LR for {', '.join(missing)}")
-    _positive(p.analysis.tiny_lr, "analysis.tiny_lr")
-    for spec in p.proxies:
-        if not any(_same(p.analysis.tiny_lr, x) for x in spec.lrs):
-            raise ParamsError(f"analysis.tiny_lr: {p.analysis.tiny_lr:g} is not in the {spec.family} "
-                              f"proxy lrs {spec.lrs}")
+    a = p.analysis
+    if isinstance(a.standard_lr, str):
+        if a.standard_lr != "tuned":
+            raise ParamsError(f"analysis.standard_lr: {a.standard_lr!r} is neither 'tuned' (each family's "
+                              f"best-loss LR in its sweep) nor a mapping {{family: lr}}")
+    else:
+        for fam, lr in a.standard_lr.items():
+            spec = next((s for s in p.proxies if s.family == fam), None)
+            if spec is None:
+                raise ParamsError(f"analysis.standard_lr.{fam}: no proxy family {fam!r}; "
+                                  f"declared: {', '.join(families)}")
+            _positive(lr, f"analysis.standard_lr.{fam}")
+            if not any(_same(lr, x) for x in spec.lrs):
+                raise ParamsError(f"analysis.standard_lr.{fam}: {lr:g} is not in proxies lrs {spec.lrs}")
+        missing = [f for f in families if f not in a.standard_lr]
+        if missing:
+            raise ParamsError(f"analysis.standard_lr: no standard LR for {', '.join(missing)}")
+    for i, ratio in enumerate(a.tiny_ratios):
+        if not ratio > 1:
+            raise ParamsError(f"analysis.tiny_ratios[{i}]: tiny = standard / ratio needs a ratio > 1, got {ratio!r}")
+    if not a.tiny_ratios:
+        raise ParamsError("analysis.tiny_ratios: empty; give at least one ratio (the paper's: 30)")
+    _positive(a.tiny_lr, "analysis.tiny_lr")
+    v = a.validity
+    for key in ("max_grid_ratio", "min_loss_drop", "z"):
+        _positive(getattr(v, key), f"analysis.validity.{key}")
+    if v.max_grid_ratio <= 1:
+        raise ParamsError(f"analysis.validity.max_grid_ratio: neighbouring LRs' ratio, must be > 1, got {v.max_grid_ratio!r}")
+    if v.min_ref_seeds < 1:
+        raise ParamsError(f"analysis.validity.min_ref_seeds: must be >= 1, got {v.min_ref_seeds!r}")
+    for key in ("min_resolved_share", "min_reliability"):
+        if not 0 <= getattr(v, key) <= 1:
+            raise ParamsError(f"analysis.validity.{key}: a share in [0, 1], got {getattr(v, key)!r}")
     _positive(p.analysis.n_boot, "analysis.n_boot")
     _at_most(p.analysis.n_boot, ANALYSIS_MEMORY // (8 * len(p.recipes)), "analysis.n_boot",
              f"the metrics stage draws n_boot x {len(p.recipes)} recipes int64 indices at once (8 bytes each), "

@@ -129,7 +129,10 @@ def rows(name: str, data: dict, reports: Path, commit: str, dirty: bool, device:
 
     p = parse_params(data)
     metrics = json.loads((reports / "metrics.json").read_text())
-    cross = pd.DataFrame(json.loads((reports / "analysis.json").read_text())["cross_scale"])
+    detail = json.loads((reports / "analysis.json").read_text())
+    cross = pd.DataFrame(detail["cross_scale"])
+    picked = {fam: v["lrs"] for fam, v in detail["picked"].items()}  # the LRs the rung's metrics stage picked
+    first_tiny = f"tiny{p.analysis.tiny_ratios[0]:g}"  # "tiny" in ladder.csv: standard / the first ratio
     cross = cross[(cross.seed.astype(str) == "mean") & (cross.domain == "mean")]
     runs = pd.read_csv(reports / "runs.csv")
     vocab, t = plan.vocab_size(p), p.train
@@ -145,7 +148,7 @@ def rows(name: str, data: dict, reports: Path, commit: str, dirty: bool, device:
                "reference_preset": p.reference.preset, "reference_params": ref_n,
                "reference_tokens": t.reference_tokens,
                "reference_flops": train_flops(ref_n, p.reference.preset, t.seq_len, t.reference_tokens),
-               "standard_lr": p.analysis.standard_lr[spec.family], "tiny_lr": p.analysis.tiny_lr,
+               "standard_lr": picked[spec.family]["standard"], "tiny_lr": picked[spec.family][first_tiny],
                "best_spearman_lr": block.get("best_spearman_lr"), "n_recipes": metrics["n_recipes"],
                "runs": len(runs), "train_hours": hours,
                "device": device,

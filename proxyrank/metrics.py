@@ -60,13 +60,40 @@ def pairwise_accuracy(proxy, ref) -> float:
     return float(np.where(dp[keep] == 0, 0.5, dp[keep] == dr[keep]).mean())
 
 
+def _expected_min(sorted_values: np.ndarray, m: int, cap: float) -> float:
+    """E[min(cap, min of m values drawn without replacement)], exactly.
+
+    The j-th smallest of g values is the minimum of the draw with probability C(g-j, m-1) / C(g, m),
+    built by the ratio p(j+1) / p(j) = (g-j-m+1) / (g-j), which needs no large binomials.
+    """
+    g = len(sorted_values)
+    j = np.arange(1, g)
+    ratios = np.clip((g - j - m + 1) / (g - j), 0, None)
+    p = m / g * np.concatenate([[1.0], np.cumprod(ratios)])
+    return float(np.sum(p * np.minimum(sorted_values, cap)))
+
+
 def regret_curve(proxy, ref) -> list[float]:
-    """Reference loss given up by trusting the proxy's top k, for k = 1..N."""
+    """Reference loss given up by trusting the proxy's top k, k = 1..N.
+
+    Ties in the proxy are broken at random and the regret is its exact expectation, so the answer
+    never depends on recipe names or row order (at a tiny LR, rounding alone can tie recipes). With
+    every recipe tied it is the random-pick baseline (random_regret).
+    """
     p, r = _vectors(proxy, ref)
     if not len(p):
         return []
-    picked = r[np.argsort(p, kind="stable")]
-    return (np.minimum.accumulate(picked) - r.min()).tolist()
+    best, out = math.inf, []
+    for level in np.unique(p):  # ascending: the proxy's best first
+        group = np.sort(r[p == level])
+        out += [_expected_min(group, k, best) for k in range(1, len(group) + 1)]
+        best = min(best, group[0])
+    return (np.array(out) - r.min()).tolist()
+
+
+def random_regret(ref) -> list[float]:
+    """The exact expected regret of carrying k recipes drawn at random, k = 1..N: the bar to clear."""
+    return regret_curve(np.zeros(len(ref)), ref)
 
 
 def topk_regret(proxy, ref, k: int) -> float:
@@ -126,6 +153,44 @@ def _find_lr(family: str, lrs: list[float], target: float) -> float:
         if math.isclose(lr, target, rel_tol=1e-9):
             return lr
     raise ValueError(f"family {family!r} has no proxy runs at lr={target:g}; its LRs are {lrs}")
+
+
+def tiny_tag(ratio: float) -> str:
+    return f"tiny{ratio:g}"
+
+
+def pick_lrs(proxies: pd.DataFrame, standard_lr: str | dict[str, float], tiny_ratios: list[float],
+             tiny_lr: float) -> dict[str, dict]:
+    """Each family's standard LR and its tiny LRs, tagged: {"standard", "tiny30", ..., "tiny"}.
+
+    standard_lr "tuned": the family's lowest loss in its sweep, averaged over recipes and seeds (the
+    practitioner tunes once on the average and keeps that LR for every recipe). A tiny LR is the
+    grid LR nearest standard / ratio in log space; its achieved ratio is kept beside it ("ratios"),
+    so a grid that cannot hold the ratio shows. "tiny" is the absolute tiny_lr where it was run.
+    """
+    out = {}
+    for fam, fdf in proxies.groupby("family", sort=True):
+        seed_means = fdf.groupby(["lr", "recipe"])["loss_mean"].mean()
+        by_lr = seed_means.groupby("lr").mean()  # a diverged run (NaN) disqualifies its LR
+        by_lr = by_lr[seed_means.groupby("lr").apply(lambda x: bool(np.isfinite(x).all()))]
+        lrs = sorted(fdf["lr"].unique().tolist())
+        if isinstance(standard_lr, str):
+            if by_lr.empty:
+                raise ValueError(f"family {fam!r}: every LR of its sweep diverged on some recipe; no standard LR")
+            std = float(by_lr.idxmin())
+        elif fam not in standard_lr:
+            raise ValueError(f"standard_lr has no entry for family {fam!r}")
+        else:
+            std = _find_lr(fam, lrs, standard_lr[fam])
+        tags = {"standard": std}
+        for ratio in tiny_ratios:
+            tags[tiny_tag(ratio)] = min(lrs, key=lambda lr: (abs(math.log(std / ratio / lr)), lr))
+        if any(math.isclose(lr, tiny_lr, rel_tol=1e-9) for lr in lrs) and \
+                not any(math.isclose(lr, tiny_lr, rel_tol=1e-9) for lr in tags.values()):
+            tags["tiny"] = _find_lr(fam, lrs, tiny_lr)  # the absolute one, unless a ratio already landed there
+        out[fam] = {"lrs": tags, "ratios": {t: std / lr for t, lr in tags.items()},
+                    "edge": std in (lrs[0], lrs[-1]), "sweep": {float(k): float(v) for k, v in by_lr.items()}}
+    return out
 
 
 def _tune(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
@@ -259,89 +324,43 @@ def _validate_curves(curves: pd.DataFrame) -> pd.DataFrame:
 
 
 def analyze(
-    runs: pd.DataFrame, *, standard_lr: dict[str, float], tiny_lr: float, n_boot: int, seed: int,
-    curves: pd.DataFrame | None = None, frontier_target: float = 0.9, alignment: pd.DataFrame | None = None,
+    runs: pd.DataFrame, *, standard_lr: str | dict[str, float], tiny_ratios: list[float], tiny_lr: float,
+    n_boot: int, seed: int, curves: pd.DataFrame | None = None, frontier_target: float = 0.9,
+    alignment: pd.DataFrame | None = None,
 ) -> tuple[dict, dict]:
     """Score every proxy (family x LR x seed) against the tuned reference; with `curves`, also at
     every logged validation point (the compute-reliability frontier); with `alignment`, the
     zero-training proxy too.
 
     Returns (headline, detail): headline is a nested dict for `dvc metrics`,
-    detail holds every comparison row. Both are JSON-serialisable.
+    detail holds every comparison row (and "picked", each family's tagged LRs). Both are
+    JSON-serialisable.
     """
     runs = _validate(runs)
     domains = [c[len("loss_"):] for c in runs.columns if c.startswith("loss_") and c != "loss_mean"]
     cols = ["loss_mean"] + [f"loss_{d}" for d in domains]
     proxies = runs[runs["role"] == "proxy"]
     families = sorted(proxies["family"].unique())
-
-    # Fail on a bad config before the expensive part.
-    picked = {}
-    for fam in families:
-        lrs = sorted(proxies.loc[proxies["family"] == fam, "lr"].unique().tolist())
-        if fam not in standard_lr:
-            raise ValueError(f"standard_lr has no entry for family {fam!r}")
-        picked[fam] = {
-            "standard": _find_lr(fam, lrs, standard_lr[fam]),
-            "tiny": _find_lr(fam, lrs, tiny_lr),
-        }
-
+    picked = pick_lrs(proxies, standard_lr, tiny_ratios, tiny_lr)  # a bad config fails before the bootstrap
     ref = _tune(runs[runs["role"] == "reference"], cols)
-    groups = runs.groupby("recipe")["group"].first()
-    cross, within, spread, flips = [], [], [], []
-    for fam in families:
-        fdf = proxies[proxies["family"] == fam]
-        tuned = _tune(fdf, ["loss_mean"])["loss_mean"]
-        means = {}
-        for lr, ldf in fdf.groupby("lr", sort=True):
-            means[lr] = ldf.groupby("recipe")[cols].mean()
-            variants = [(int(s), sdf.groupby("recipe")[cols].mean()) for s, sdf in ldf.groupby("seed", sort=True)]
-            for s, vec in variants + [("mean", means[lr])]:
-                key = {"family": fam, "lr": float(lr), "seed": s}
-                ci = s == "mean"
-                for d, col in zip(["mean"] + domains, cols):
-                    cross.append({**key, "domain": d, **_compare(vec[col], ref[col], ci, n_boot, seed)})
-                within.append({**key, "domain": "mean", **_compare(vec["loss_mean"], tuned, ci, n_boot, seed)})
-            row = _seed_spread(fam, float(lr), ldf)
-            if row:
-                spread.append(row)
-        lrs = list(means)
-        flips += [_flips(fam, lo, hi, means[lo]["loss_mean"], means[hi]["loss_mean"], groups)
-                  for lo, hi in zip(lrs, lrs[1:])]
-
+    cross, within, spread, flips = _score_proxies(proxies, ref, cols, domains, runs.groupby("recipe")["group"].first(),
+                                                   n_boot, seed)
     front = frontier(curves, ref["loss_mean"], n_boot, seed) if curves is not None else []
     aligned = []
     if alignment is not None:
-        tiny = {fam: proxies[(proxies.family == fam) & (proxies.lr == lrs["tiny"])].groupby("recipe")["loss_mean"].mean()
-                for fam, lrs in picked.items()}
+        first_tiny = tiny_tag(tiny_ratios[0])
+        tiny = {fam: proxies[(proxies.family == fam) & (proxies.lr == v["lrs"][first_tiny])]
+                .groupby("recipe")["loss_mean"].mean() for fam, v in picked.items()}
         tokens = {fam: float(proxies.loc[proxies.family == fam, "tokens"].mean()) for fam in families}
         aligned = alignment_rows(alignment, ref["loss_mean"], tiny, tokens, n_boot, seed)
     n = len(ref)
-    headline: dict = {"n_recipes": n, "n_pairs": n * (n - 1) // 2}
+    headline: dict = {"n_recipes": n, "n_pairs": n * (n - 1) // 2,
+                      "random_regret1": random_regret(ref["loss_mean"].to_numpy(float))[0]}
     for fam in families:
-        rows = {r["lr"]: r for r in cross if r["family"] == fam and r["seed"] == "mean" and r["domain"] == "mean"}
-        block = {}
-        for tag, lr in picked[fam].items():
-            r = rows[lr]
-            block[f"spearman_{tag}"] = r["spearman"]
-            block[f"pairwise_{tag}"] = r["pairwise_acc"]
-            block[f"regret1_{tag}"] = r["regret"][0] if r["regret"] else None
-        scored = {lr: r["spearman"] for lr, r in rows.items() if r["spearman"] is not None}
-        block["best_spearman_lr"] = max(scored, key=scored.get) if scored else None  # ties: lowest LR
-        for tag, lr in picked[fam].items():  # the noise floor: seed-to-seed agreement, where seeds differ
-            row = next((r for r in spread if r["family"] == fam and r["lr"] == lr), None)
-            if row:
-                block[f"seed_spearman_{tag}"] = row["spearman_mean"]
-        if curves is not None:  # the cheapest logged proxy budget that reaches the target
-            hit = cheapest(front, fam, frontier_target)
-            block["frontier_tokens"] = hit["tokens"] if hit else None
-            block["frontier_lr"] = hit["lr"] if hit else None
-        for r in aligned:  # the zero-training proxy's headline: the paper's first-order term
-            if r["family"] == fam and r["score"] == "alignment":
-                block[f"alignment_spearman_{r['state']}"] = r["spearman"]
-        headline[fam] = block
-
+        headline[fam] = _family_headline(fam, picked[fam]["lrs"], cross, spread, front, aligned, frontier_target,
+                                         curves is not None)
     detail = {
+        "picked": picked,
         "reference": {
             rec: {"best_lr": float(row["lr"]), "loss": _num(row["loss_mean"]), "edge": bool(row["edge"])}
             for rec, row in ref.iterrows()
@@ -353,8 +372,60 @@ def analyze(
         "frontier": front,
         "alignment": aligned,
         "frontier_target": frontier_target,
+        "random_regret": random_regret(ref["loss_mean"].to_numpy(float)),
         "n_recipes": n,
         "n_pairs": n * (n - 1) // 2,
         "domains": domains,
     }
     return headline, detail
+
+
+def _score_proxies(proxies: pd.DataFrame, ref: pd.DataFrame, cols: list[str], domains: list[str],
+                   groups: pd.Series, n_boot: int, seed: int) -> tuple[list, list, list, list]:
+    """Every family x LR x seed (and seed mean) against the tuned reference, per domain; against the
+    family's own tuned ranking; seed-to-seed agreement; and the pairs that flip between adjacent LRs."""
+    cross, within, spread, flips = [], [], [], []
+    for fam, fdf in proxies.groupby("family", sort=True):
+        tuned = _tune(fdf, ["loss_mean"])["loss_mean"]
+        means = {}
+        for lr, ldf in fdf.groupby("lr", sort=True):
+            means[lr] = ldf.groupby("recipe")[cols].mean()
+            variants = [(int(s), sdf.groupby("recipe")[cols].mean()) for s, sdf in ldf.groupby("seed", sort=True)]
+            for s, vec in variants + [("mean", means[lr])]:
+                key = {"family": fam, "lr": float(lr), "seed": s}
+                ci = s == "mean"  # CIs for the seed mean over domains; per domain and per seed, the point only
+                for d, col in zip(["mean"] + domains, cols):
+                    cross.append({**key, "domain": d, **_compare(vec[col], ref[col], ci and d == "mean", n_boot, seed)})
+                within.append({**key, "domain": "mean", **_compare(vec["loss_mean"], tuned, ci, n_boot, seed)})
+            row = _seed_spread(fam, float(lr), ldf)
+            if row:
+                spread.append(row)
+        lrs = list(means)
+        flips += [_flips(fam, lo, hi, means[lo]["loss_mean"], means[hi]["loss_mean"], groups)
+                  for lo, hi in zip(lrs, lrs[1:])]
+    return cross, within, spread, flips
+
+
+def _family_headline(fam: str, tags: dict[str, float], cross: list[dict], spread: list[dict], front: list[dict],
+                     aligned: list[dict], frontier_target: float, with_curves: bool) -> dict:
+    """A family's few numbers for `dvc metrics show`: its LRs, and each tagged LR's agreement."""
+    rows = {r["lr"]: r for r in cross if r["family"] == fam and r["seed"] == "mean" and r["domain"] == "mean"}
+    block: dict = {f"{tag}_lr": lr for tag, lr in tags.items()}
+    for tag, lr in tags.items():
+        r = rows[lr]
+        block[f"spearman_{tag}"] = r["spearman"]
+        block[f"pairwise_{tag}"] = r["pairwise_acc"]
+        block[f"regret1_{tag}"] = r["regret"][0] if r["regret"] else None
+        row = next((x for x in spread if x["family"] == fam and x["lr"] == lr), None)
+        if row:  # the noise floor: seed-to-seed agreement
+            block[f"seed_spearman_{tag}"] = row["spearman_mean"]
+    scored = {lr: r["spearman"] for lr, r in rows.items() if r["spearman"] is not None}
+    block["best_spearman_lr"] = max(scored, key=lambda lr: (scored[lr], -lr)) if scored else None  # ties: lower LR
+    if with_curves:  # the cheapest logged proxy budget that reaches the target
+        hit = cheapest(front, fam, frontier_target)
+        block["frontier_tokens"] = hit["tokens"] if hit else None
+        block["frontier_lr"] = hit["lr"] if hit else None
+    for r in aligned:  # the zero-training proxy's headline, named in advance: the paper's first-order term
+        if r["family"] == fam and r["score"] == "alignment":
+            block[f"alignment_spearman_{r['state']}"] = r["spearman"]
+    return block

@@ -1,4 +1,5 @@
-"""Runs table, figures and the report. Every number shown comes from the runs or metrics files."""
+"""The runs table and the report (figures.py draws the figures). Every number shown comes from the runs,
+metrics or validity files, and names its key."""
 from __future__ import annotations
 
 import json
@@ -8,10 +9,9 @@ import numpy as np
 import pandas as pd
 
 from proxyrank.config import Params
-from proxyrank.files import atomic_dir, atomic_path, write_text
+from proxyrank.figures import load, table_rows, tagged_lrs
+from proxyrank.files import atomic_path, write_text
 
-FAMILY_COLOURS = {"gpt2": "#1f77b4", "pythia": "#d62728", "opt": "#2ca02c"}
-FAMILIES = tuple(FAMILY_COLOURS)
 PAPER = {  # the paper's headline numbers (arXiv 2512.24503), shown beside ours
     "spearman_standard": "< 0.75",
     "spearman_tiny": "> 0.92 (> 0.95 GPT2-125M -> Pythia-1B at 1e-5)",
@@ -46,263 +46,15 @@ def collect(p: Params, runs_dir: Path, runs_csv: Path, curves_csv: Path) -> pd.D
     df = df.sort_values(["role", "family", "recipe", "lr", "seed"]).reset_index(drop=True)
     for frame, path in ((df, runs_csv), (pd.DataFrame(curves), curves_csv)):
         with atomic_path(path) as tmp:
-            frame.to_csv(tmp, index=False, float_format="%.6g")
+            frame.to_csv(tmp, index=False)  # full precision: at a tiny LR recipes differ in the 4th digit
     print(f"collect: {len(df)} runs ({(df.role == 'proxy').sum()} proxy, "
           f"{(df.role == 'reference').sum()} reference), {df.tokens.sum():,} training tokens")
     return df
 
 
-def _load(reports: Path):
-    detail = json.loads((reports / "analysis.json").read_text())
-    metrics = json.loads((reports / "metrics.json").read_text())
-    runs = pd.read_csv(reports / "runs.csv")
-    return metrics, detail, runs
-
-
-def _rows(detail: dict, key: str, **match) -> pd.DataFrame:
-    df = pd.DataFrame(detail[key])
-    for k, v in match.items():
-        df = df[df[k].astype(str) == str(v)]
-    return df
-
-
 def _at(cross: pd.DataFrame, family: str, lr: float) -> pd.DataFrame:
     """The seed-mean rows of one family at one LR."""
-    return cross[(cross.family == family) & np.isclose(cross.lr, lr)]
-
-
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, dpi=120, bbox_inches="tight", format="png")
-    plt.close(fig)
-
-
-def figures(p: Params, reports: Path) -> None:
-    """All figures into a temporary folder that replaces reports/figures whole."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    metrics, detail, runs = _load(reports)
-    cross = _rows(detail, "cross_scale", seed="mean", domain="mean")
-    proxies = runs[runs.role == "proxy"].groupby(["family", "lr", "recipe"]).loss_mean.mean()
-    with atomic_dir(reports / "figures") as out:
-        _fig_spearman(p, cross, metrics["n_recipes"], out / "spearman_vs_lr.png")
-        _fig_scatter(p, proxies, detail, out / "loss_scatter.png")
-        _fig_regret(p, cross, out / "topk_regret.png")
-        _fig_domains(detail, out / "per_domain_spearman.png")
-        _fig_flip(detail, proxies, out / "flip.png")
-        _fig_curves(p, pd.read_csv(reports / "curves.csv"), out / "training_curves.png")
-        _fig_frontier(p, detail, out / "frontier.png")
-        if (reports / "theory.csv").exists():
-            from proxyrank.theory import figure as theory_figure
-
-            theory_figure(pd.read_csv(reports / "theory.csv"), out / "theory.png")
-        if (reports / "ladder.csv").exists():
-            _fig_ladder(pd.read_csv(reports / "ladder.csv"), out / "ladder.png")
-    wide = cross.pivot_table(index="lr", columns="family", values="spearman").reindex(columns=list(FAMILIES))
-    with atomic_path(reports / "plots" / "spearman_vs_lr.csv") as tmp:
-        wide.reset_index().to_csv(tmp, index=False, float_format="%.6g")
-    with atomic_path(reports / "plots" / "curves.csv") as tmp:
-        _plot_curves(p, pd.read_csv(reports / "curves.csv")).to_csv(tmp, index=False, float_format="%.6g")
-
-
-def _plot_curves(p: Params, curves: pd.DataFrame) -> pd.DataFrame:
-    """Validation loss during training at the standard and the tiny LR, mean over recipes and seeds,
-    one column per family and LR: fixed columns, so `dvc plots diff` lines up across revisions."""
-    proxies = curves[curves.role == "proxy"]
-    columns = {}
-    for fam in FAMILIES:
-        for tag, lr in (("standard", p.analysis.standard_lr.get(fam)), ("tiny", p.analysis.tiny_lr)):
-            df = proxies[(proxies.family == fam) & np.isclose(proxies.lr, lr or -1)]
-            columns[f"{fam}_{tag}"] = df.groupby("tokens").loss_mean.mean()
-    return pd.DataFrame(columns).rename_axis("tokens").reset_index()
-
-
-def _fig_spearman(p: Params, cross: pd.DataFrame, n_recipes: int, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for fam, df in cross.groupby("family"):
-        df = df.sort_values("lr")
-        c = FAMILY_COLOURS.get(fam)
-        ax.plot(df.lr, df.spearman, "o-", color=c, label=fam)
-        ax.fill_between(df.lr, df.spearman_lo.astype(float), df.spearman_hi.astype(float), color=c, alpha=0.12)
-    ax.axhline(0.92, ls="--", color="grey", lw=1, label="paper, tiny LR: > 0.92")
-    ax.axhline(0.75, ls=":", color="grey", lw=1, label="paper, standard LR: < 0.75")
-    ax.axvline(p.analysis.tiny_lr, color="k", lw=0.6, alpha=0.4)
-    ax.set(xscale="log", ylim=(-1.05, 1.05), xlabel="proxy learning rate (vertical line: tiny LR)",
-           ylabel="Spearman vs tuned reference (95% CI)",
-           title=f"Proxy ranking vs tuned reference ({n_recipes} recipes)")
-    ax.legend(fontsize=8, loc="lower left")
-    _save(fig, path)
-
-
-def _fig_scatter(p: Params, proxies: pd.Series, detail: dict, path: Path) -> None:
-    """One panel per family and LR: each family's losses live on their own scale."""
-    import matplotlib.pyplot as plt
-
-    ref = pd.Series({r: v["loss"] for r, v in detail["reference"].items()})
-    fams = list(p.analysis.standard_lr)
-    fig, axes = plt.subplots(2, len(fams), figsize=(3.6 * len(fams), 6.4), sharey=True, squeeze=False)
-    for col, fam in enumerate(fams):
-        for row, (label, lr) in enumerate((("standard", p.analysis.standard_lr[fam]),
-                                          ("tiny", p.analysis.tiny_lr))):
-            ax = axes[row, col]
-            x = proxies.loc[(fam, lr)].reindex(ref.index)
-            ax.scatter(x, ref, color=FAMILY_COLOURS.get(fam), s=20)
-            for name in ref.index:
-                ax.annotate(name, (x[name], ref[name]), fontsize=6, alpha=0.7)
-            ax.set_title(f"{fam} @ {lr:g} ({label} LR)", fontsize=9)
-            ax.tick_params(labelsize=7)
-            if row == 1:
-                ax.set_xlabel("proxy validation loss", fontsize=8)
-        axes[0, 0].set_ylabel("tuned reference loss")
-        axes[1, 0].set_ylabel("tuned reference loss")
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def _fig_regret(p: Params, cross: pd.DataFrame, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for i, fam in enumerate(p.analysis.standard_lr):
-        for lr, ls in ((p.analysis.standard_lr[fam], "-"), (p.analysis.tiny_lr, "--")):
-            row = _at(cross, fam, lr)
-            if len(row):
-                reg = np.asarray(row.iloc[0].regret, dtype=float)
-                k = np.arange(1, len(reg) + 1) + (i - 1) * 0.06  # a small offset keeps equal curves visible
-                ax.plot(k, reg, ls, marker="os^"[i % 3], ms=4, color=FAMILY_COLOURS.get(fam),
-                        label=f"{fam} @ {lr:g}")
-    ax.set(xlabel="k (recipes kept by the proxy)", ylabel="top-k regret (nats)",
-           title="Top-k decision regret: standard (solid) vs tiny (dashed) LR")
-    ax.legend(fontsize=8)
-    _save(fig, path)
-
-
-def _fig_domains(detail: dict, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    per_domain = _rows(detail, "cross_scale", seed="mean")
-    per_domain = per_domain[per_domain.domain != "mean"]
-    if not len(per_domain):
-        return
-    table = per_domain.pivot_table(index="domain", columns=["family", "lr"], values="spearman")
-    fig, ax = plt.subplots(figsize=(max(6, 0.5 * table.shape[1] + 2), 0.45 * table.shape[0] + 1.6))
-    im = ax.imshow(table.to_numpy(dtype=float), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
-    ax.set_xticks(range(table.shape[1]), [f"{f}\n{lr:.0e}" for f, lr in table.columns], fontsize=7)
-    ax.set_yticks(range(table.shape[0]), table.index)
-    ax.set_title("Spearman vs tuned reference, per validation domain (columns: family, proxy LR)")
-    fig.colorbar(im, ax=ax, shrink=0.8)
-    _save(fig, path)
-
-
-def _fig_flip(detail: dict, proxies: pd.Series, path: Path) -> None:
-    """The pair whose loss gap swings most while its winner flips between adjacent LRs."""
-    import matplotlib.pyplot as plt
-
-    flips = [f for f in detail["flips"] if f.get("largest_flip")]
-    if not flips:
-        return
-    best = max(flips, key=lambda f: abs(f["largest_flip"]["delta_from"] - f["largest_flip"]["delta_to"]))
-    a, b = best["largest_flip"]["recipes"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for name, ls in ((a, "o-"), (b, "s--")):
-        s = proxies.loc[best["family"]].xs(name, level="recipe").sort_index()
-        ax.plot(s.index, s.values, ls, label=name)
-    ax.axvspan(best["lr_from"], best["lr_to"], color="orange", alpha=0.15, label="winner flips")
-    ax.set(xscale="log", xlabel="proxy learning rate", ylabel="validation loss (mean over domains)",
-           title=f"The flip: {best['family']} proxy, {a} vs {b}")
-    ax.legend(fontsize=8)
-    _save(fig, path)
-
-
-def _fig_curves(p: Params, curves: pd.DataFrame, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    panels = [("proxy", f) for f in sorted(curves[curves.role == "proxy"].family.unique())] + [("reference", None)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), sharey=True)
-    cmap = plt.get_cmap("viridis")
-    for ax, (role, fam) in zip(np.atleast_1d(axes), panels):
-        df = curves[(curves.role == role) & ((curves.family == fam) if fam else True)]
-        lrs = sorted(df.lr.unique())
-        for i, lr in enumerate(lrs):
-            mean = df[np.isclose(df.lr, lr)].groupby("tokens").loss_mean.mean()
-            ax.plot(mean.index / 1e6, mean.values, "o-", ms=3, color=cmap(i / max(1, len(lrs) - 1)),
-                    label=f"{lr:g}")
-        ax.set(xlabel="training tokens (M)", title=f"{fam} proxies" if fam else f"{p.reference.family} reference")
-        if role == "reference" or fam == panels[0][1]:
-            ax.legend(title="LR", fontsize=7, loc="lower left" if role == "proxy" else "upper right",
-                      ncol=2 if role == "proxy" else 1)
-    np.atleast_1d(axes)[0].set_ylabel("validation loss, mean over recipes")
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def _fig_frontier(p: Params, detail: dict, path: Path) -> None:
-    """Spearman at every logged proxy budget (what a cheaper run would have ranked), and the
-    zero-training alignment scores at their own cost, on one axis of tokens spent per recipe."""
-    import matplotlib.pyplot as plt
-
-    front, aligned = pd.DataFrame(detail.get("frontier", [])), pd.DataFrame(detail.get("alignment", []))
-    if not len(front):
-        return
-    fams = [f for f in FAMILIES if f in set(front.family)]
-    fig, axes = plt.subplots(1, len(fams), figsize=(3.8 * len(fams), 4.0), sharey=True, squeeze=False)
-    cmap = plt.get_cmap("viridis")
-    for ax, fam in zip(axes[0], fams):
-        df = front[front.family == fam]
-        lrs = sorted(df.lr.unique())
-        for i, lr in enumerate(lrs):
-            d = df[df.lr == lr].sort_values("tokens")
-            c = cmap(i / max(1, len(lrs) - 1))
-            ax.plot(d.tokens, d.spearman, "o-", ms=3, color=c, label=f"proxy @ {lr:g}")
-            ax.fill_between(d.tokens, d.spearman_lo.astype(float), d.spearman_hi.astype(float), color=c, alpha=0.08)
-        for (state, score), d in (aligned[aligned.family == fam].groupby(["state", "score"]) if len(aligned) else []):
-            r = d.iloc[0]
-            ax.errorbar(r.tokens_per_recipe, r.spearman, yerr=[[r.spearman - r.spearman_lo], [r.spearman_hi - r.spearman]],
-                        fmt={"alignment": "*", "adam_alignment": "P", "cosine": "X"}[score], ms=7, capsize=2,
-                        color="#d62728" if state == "warm" else "k", label=f"{score}, {state}")
-        ax.axhline(detail["frontier_target"], ls="--", color="grey", lw=1)
-        ax.set(xscale="log", xlabel="tokens per recipe", title=f"{fam}",
-               ylim=(-1.05, 1.05))
-    axes[0, 0].set_ylabel("Spearman vs tuned reference (95% CI)")
-    axes[0, -1].legend(fontsize=6, loc="lower right", ncol=2)
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def _fig_ladder(ladder: pd.DataFrame, path: Path) -> None:
-    """Spearman at the standard and the tiny LR against the reference's training compute, per rung;
-    rungs at the same compute (other proxies) sit side by side, hollow."""
-    import matplotlib.pyplot as plt
-
-    order = ladder.groupby("rung").agg(flops=("reference_flops", "first"), size=("proxy_params", "max"))
-    order["slot"] = order.sort_values("size", ascending=False).groupby("flops").cumcount()
-    fig, ax = plt.subplots(figsize=(7.2, 4.4))
-    for i, (fam, df) in enumerate(ladder.groupby("family", sort=False)):
-        slot = df.rung.map(order["slot"])
-        x = df.reference_flops * (1 + 0.04 * (i - 1) + 0.15 * slot)  # families and rungs side by side
-        for tag, marker, ls in (("standard", "o", "-"), ("tiny", "s", "--")):
-            y = df[f"spearman_{tag}"].astype(float)
-            err = np.array([y - df[f"spearman_{tag}_lo"].astype(float), df[f"spearman_{tag}_hi"].astype(float) - y])
-            for hollow in (False, True):
-                keep = ((slot > 0) == hollow).to_numpy()
-                ax.errorbar(x[keep], y[keep], yerr=err[:, keep], fmt=marker, ls="none", color=FAMILY_COLOURS.get(fam),
-                            mfc="white" if hollow else None, capsize=2, ms=4, alpha=0.9,
-                            label=None if hollow else f"{fam} @ {tag} LR")
-            for _, d in df.assign(x=x).groupby("proxy_preset"):  # connect rungs that share the proxies
-                d = d.sort_values("x")
-                ax.plot(d.x, d[f"spearman_{tag}"], ls, color=FAMILY_COLOURS.get(fam), lw=0.8, alpha=0.6)
-    for flops, rungs in order.sort_values("slot").groupby("flops").groups.items():
-        ax.annotate(" / ".join(rungs), (flops, -1.0), fontsize=7, rotation=90, ha="center", va="bottom")
-    ax.set(xscale="log", ylim=(-1.05, 1.05), xlabel="reference training FLOPs per run (rung names at the bottom)",
-           ylabel="Spearman vs tuned reference (95% CI)",
-           title="Scale ladder: standard (circles, solid) vs tiny (squares, dashed) LR\n"
-                 "hollow: the same reference with other proxies")
-    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
-    _save(fig, path)
+    return cross[(cross.family == family) & np.isclose(cross.lr, lr, rtol=1e-9, atol=0)]
 
 
 def _fmt(x, digits=3) -> str:
@@ -314,65 +66,23 @@ def _ci(row) -> str:
 
 
 def write_report(p: Params, reports: Path) -> None:
-    metrics, detail, runs = _load(reports)
-    cross = _rows(detail, "cross_scale", seed="mean", domain="mean")
+    metrics, detail, runs = load(reports)
+    checks = json.loads((reports / "validity.json").read_text())
+    cross = table_rows(detail, "cross_scale", seed="mean", domain="mean")
     manifests = [json.loads((reports / "recipes" / f"{name}.json").read_text()) for name in p.recipes]
-    proxies, refs = runs[runs.role == "proxy"], runs[runs.role == "reference"]
-    L = []
-    L += ["# Can small proxies rank data recipes? Our reproduction at CPU scale", "",
-          "Generated by `dvc repro` from `params.yaml`; every number below is read from "
-          "`reports/metrics.json`, `reports/analysis.json` and `reports/runs.csv`.", "",
-          "The claim under test (Wang et al., arXiv 2512.24503): proxies trained at a *standard* "
-          "learning rate rank data recipes poorly against a reference model tuned per recipe, and a "
-          "*tiny* learning rate fixes it.", ""]
-    L += ["## Setup", "",
-          f"- Recipes: {len(manifests)} ({', '.join(sorted({m['group'] for m in manifests}))}), "
-          f"{p.budget_tokens:,} tokens each (one epoch, no repetition).",
-          "- Proxies: " + "; ".join(f"{s.family} `{s.preset}` "
-                                     f"({int(proxies[proxies.family == s.family].n_params.iloc[0]):,} params) at "
-                                     f"LRs {', '.join(f'{x:g}' for x in s.lrs)}, seeds {s.seeds}"
-                                     + (f" at {', '.join(f'{x:g}' for x in s.seed_lrs)} (else seed {s.seeds[0]})"
-                                        if s.seed_lrs is not None and len(s.seeds) > 1 else "")
-                                     for s in p.proxies if (proxies.family == s.family).any()),
-          f"- Proxy tokens per run: {p.train.proxy_tokens:,}; reference tokens per run: "
-          f"{p.train.reference_tokens:,}.",
-          f"- Reference: {p.reference.family} `{p.reference.preset}` "
-          f"({int(refs.n_params.iloc[0]):,} params), tuned per recipe over LRs "
-          f"{', '.join(f'{x:g}' for x in p.reference.lrs)}; ground truth = best mean validation loss.",
-          f"- Standard LR: {', '.join(f'{f} {lr:g}' for f, lr in p.analysis.standard_lr.items())} "
-          f"(our small models' usual LR, the analogue of the paper's 3e-4 for GPT2-125M); "
-          f"tiny LR: {p.analysis.tiny_lr:g}.",
-          f"- Tokenizer: {p.tokenizer.kind}, vocab {p.tokenizer.vocab_size}; context {p.train.seq_len}, "
-          f"batch {p.train.batch_size}; AdamW ({p.train.beta1}, {p.train.beta2}), weight decay "
-          f"{p.train.weight_decay}, warmup {p.train.warmup_frac:.0%} then cosine, clip {p.train.grad_clip}.",
-          f"- Validation: {p.train.valid_tokens:,} held-out tokens per domain "
-          f"({', '.join(p.split.valid_domains)}).",
-          f"- Compute: {len(runs)} runs, {runs.tokens.sum():,} training tokens in all. Training time is "
-          "measured, not computed, so it stays out of these results: see "
-          "`bench/results/default_study_cpu.md` (made from `data/timings/` by `bench/study_wall.py`).",
-          ""]
-    L += ["## Headline", "",
-          f"Spearman between each proxy's ranking and the tuned reference ranking over "
-          f"{metrics['n_recipes']} recipes ({metrics['n_pairs']} pairs), 95% bootstrap CI over recipes.", "",
-          "| family | Spearman @ standard | Spearman @ tiny | pairwise acc. std / tiny | top-1 regret std / tiny (nats) | best LR |",
-          "|---|---|---|---|---|---|"]
-    for fam, lr in p.analysis.standard_lr.items():
-        std, tiny = _at(cross, fam, lr).iloc[0], _at(cross, fam, p.analysis.tiny_lr).iloc[0]
-        h = metrics[fam]
-        L.append(f"| {fam} | {_ci(std)} | {_ci(tiny)} | {_fmt(h['pairwise_standard'], 2)} / "
-                 f"{_fmt(h['pairwise_tiny'], 2)} | {_fmt(h['regret1_standard'])} / {_fmt(h['regret1_tiny'])} "
-                 f"| {h['best_spearman_lr']:g} |")
-    L += [f"| paper | {PAPER['spearman_standard']} | {PAPER['spearman_tiny']} | ~0.8 (DataDecide) | "
-          f"{PAPER['regret1_standard']} / {PAPER['regret1_tiny']} | 1e-5 to 1e-6 |", ""]
-    curves = pd.read_csv(reports / "curves.csv")
-    L += ["![Spearman vs LR](figures/spearman_vs_lr.png)", "", _conclusion(p, cross, metrics, curves), ""]
-    L += ["## Tuned reference", "", "| recipe | best LR | loss | at grid edge |", "|---|---|---|---|"]
-    for r, v in detail["reference"].items():
-        L.append(f"| {r} | {v['best_lr']:g} | {_fmt(v['loss'])} | {'**yes**' if v['edge'] else 'no'} |")
-    edges = [r for r, v in detail["reference"].items() if v["edge"]]
-    if edges:
-        L += ["", f"Warning: the best reference LR of {', '.join(edges)} sits at the edge of its grid; "
-              f"the tuned ground truth may be better still outside it."]
+    L = ["# Can small proxies rank data recipes? Our reproduction at CPU scale", "",
+         "Generated by `dvc repro` from `params.yaml`; every number below is read from "
+         "`reports/validity.json`, `reports/metrics.json`, `reports/analysis.json` and `reports/runs.csv`, "
+         "and a number's key is named beside it (`metrics.json` keys as `family.key`).", "",
+         "The claim under test (Wang et al., arXiv 2512.24503): proxies trained at a *standard* "
+         "learning rate rank data recipes poorly against a reference model tuned per recipe, and a "
+         "*tiny* learning rate fixes it, because each recipe has its own best LR at the large scale.", ""]
+    L += _validity_section(checks)
+    L += _setup_section(p, runs, manifests, detail)
+    L += _headline_section(p, metrics, detail, cross, checks)
+    L += ["![Spearman vs LR](figures/spearman_vs_lr.png)", "",
+          _conclusion(p, metrics, detail, checks, pd.read_csv(reports / "curves.csv")), ""]
+    L += _reference_section(detail, checks)
     L += _recipe_section(p, reports, manifests)
     L += _curation_precision(reports / "curate.json")
     L += ["", "## More figures", ""]
@@ -383,7 +93,7 @@ def write_report(p: Params, reports: Path) -> None:
                           ("training_curves", "Training curves")):
         if (reports / "figures" / f"{name}.png").exists():
             L += [f"**{caption}**", "", f"![{caption}](figures/{name}.png)", ""]
-    within = _rows(detail, "within_scale", seed="mean", domain="mean")
+    within = table_rows(detail, "within_scale", seed="mean", domain="mean")
     if len(within):
         L += ["## Within scale: fixed LR vs the proxy family's own tuned ranking", "",
               "| family | " + " | ".join(f"{lr:g}" for lr in sorted(within.lr.unique())) + " |",
@@ -408,10 +118,13 @@ def write_report(p: Params, reports: Path) -> None:
             L.append(f"| {f['family']} | {f['lr_from']:g} -> {f['lr_to']:g} | {f['n_flips']} / {f['n_pairs']} | "
                      f"{most} | {largest} |")
         L.append("")
+    n_params = runs.groupby("role").n_params.agg(["min", "max"])
     L += ["## Limits", "",
-          "- CPU scale: models of 10^5-10^6 parameters on ~10^6 tokens, far below the paper's 70M-1B "
-          "models; the paper's claim is about the latter. Tiny LRs move a small model little in few "
-          "steps (\"tiny\" is LR x steps relative to curvature).",
+          f"- CPU scale: proxies of {n_params.loc['proxy', 'min']:,}-{n_params.loc['proxy', 'max']:,} and a "
+          f"reference of {n_params.loc['reference', 'max']:,} parameters on {p.train.proxy_tokens:,} and "
+          f"{p.train.reference_tokens:,} tokens per run, far below the paper's 70M-1B models on billions of "
+          "tokens; the paper's claim is about the latter. Tiny LRs move a small model little in few "
+          "steps (\"tiny\" is LR x steps relative to curvature): V2 above measures how little.",
           "- Single epoch only; the tiny LR is a stopgap, not joint data/hyperparameter optimisation.",
           "- Recipe definitions (mixture weights, dedup) are ours: the paper does not publish its own.",
           "- Later work found no benefit of tiny LRs for ranking fine-tuning data; we claim nothing "
@@ -423,7 +136,7 @@ def _seed_section(detail: dict) -> list[str]:
     """Per-seed Spearman against the reference, and how far two seeds agree with each other."""
     if not detail["seed_spread"]:
         return []
-    cross = _rows(detail, "cross_scale", domain="mean")
+    cross = table_rows(detail, "cross_scale", domain="mean")
     L = ["## Seed spread", "",
          "Where a proxy ran at several seeds: Spearman of each seed's ranking against the tuned "
          "reference, of the seed-mean ranking, and between seeds (the noise floor: a proxy cannot "
@@ -478,7 +191,7 @@ def _alignment_section(p: Params, detail: dict) -> list[str]:
     aligned = pd.DataFrame(detail.get("alignment", []))
     if not len(aligned):
         return []
-    cross = _rows(detail, "cross_scale", seed="mean", domain="mean")
+    cross = table_rows(detail, "cross_scale", seed="mean", domain="mean")
     a = p.alignment
     L = ["## Zero-training proxy: gradient alignment", "",
          "The first-order term of the paper's expansion ranks recipes without training: a step of LR "
@@ -492,19 +205,19 @@ def _alignment_section(p: Params, detail: dict) -> list[str]:
          "included, against one proxy run's training tokens.", "",
          "| family | state | score | Spearman vs reference | vs tiny-LR proxy | cost (x a proxy run) | "
          "tiny-LR proxy vs reference |", "|---|---|---|---|---|---|---|"]
+    tiny_lr = {fam: next(lr for t, lr in tags.items() if t.startswith("tiny")) for fam, tags in tagged_lrs(detail).items()}
     for _, r in aligned.iterrows():
-        tiny = _at(cross, r.family, p.analysis.tiny_lr)
+        tiny = _at(cross, r.family, tiny_lr.get(r.family, -1.0))
         L.append(f"| {r.family} | {r.state} | {r.score} | {_ci(r)} | {_fmt(r.spearman_vs_tiny, 2)} | "
                  f"{_fmt(r.cost_vs_proxy_run, 3)} | {_ci(tiny.iloc[0]) if len(tiny) else 'n/a'} |")
-    best = aligned.loc[aligned.spearman.astype(float).idxmax()]
-    adam = aligned[aligned.score == "adam_alignment"].groupby("state").spearman_vs_tiny
-    span = {state: f"{_fmt(lo, 2)} to {_fmt(hi, 2)}" for state, (lo, hi) in adam.agg(["min", "max"]).iterrows()}
-    L += ["", "The theory says the first-order term and the tiny-LR proxies should agree, since a tiny-LR run "
-          "barely leaves its initialisation: along AdamW's direction at initialisation they agree at "
-          f"{span.get('init', 'n/a')} (Spearman, per family)"
-          + (f", and after the warm start at {span['warm']}" if "warm" in span else "")
-          + f". Against the reference, the best zero-training score is {best.score} ({best.state}) of "
-          f"{best.family}: {_ci(best)}, for {best.cost_vs_proxy_run:.2g}x the tokens of one proxy run.", "",
+    named = aligned[aligned.score == "alignment"]
+    heads = "; ".join(f"{r.family} {r.state} {_ci(r)} (`{r.family}.alignment_spearman_{r.state}`)"
+                      for _, r in named.iterrows())
+    L += ["", "The headline score was named before any result: the paper's plain first-order term <g_val, g_D> "
+          f"(*alignment*), at initialisation and after the warm start: {heads}. The other two scores and states "
+          "are shown for completeness; picking the best of them after seeing the reference would select on the "
+          "target. The tiny-LR column is each family's first tiny LR (standard / "
+          f"{p.analysis.tiny_ratios[0]:g}).", "",
           "The frontier figure above puts these scores (stars, crosses) beside the proxies' logged budgets.", ""]
     return L
 
@@ -661,35 +374,193 @@ def _curation_precision(curate_file: Path) -> list[str]:
     return L
 
 
-def _conclusion(p: Params, cross: pd.DataFrame, metrics: dict, curves: pd.DataFrame) -> str:
-    """The verdict per family, then what limits the measurement, all from the results."""
-    parts, widths = [], []
-    for fam, lr in p.analysis.standard_lr.items():
-        std, tiny = _at(cross, fam, lr).iloc[0], _at(cross, fam, p.analysis.tiny_lr).iloc[0]
-        values = [std.spearman, tiny.spearman, std.spearman_lo, std.spearman_hi, tiny.spearman_lo, tiny.spearman_hi]
-        if any(v is None or not np.isfinite(v) for v in values):
-            parts.append(f"{fam}: undefined (constant losses or too few recipes)")
-            continue
-        widths.append(tiny.spearman_hi - tiny.spearman_lo)
-        disjoint = tiny.spearman_lo > std.spearman_hi or std.spearman_lo > tiny.spearman_hi
-        verdict = "tiny LR ranks better" if tiny.spearman > std.spearman else "standard LR ranks better"
-        same = " (the reference's own architecture)" if fam == p.reference.family else ""
-        parts.append(f"{fam}{same}: {verdict} ({_fmt(std.spearman)} at the standard LR, "
-                     f"{_fmt(tiny.spearman)} at the tiny LR), " + ("CIs disjoint" if disjoint else "but the CIs overlap"))
-    reproduced = all("tiny LR ranks better" in s and "disjoint" in s for s in parts)
+# --------------------------------------------------------------------------- the validity-first sections
+
+
+def _lr(x) -> str:
+    return "n/a" if x is None else f"{x:.3g}"
+
+
+def _pass(ok) -> str:
+    return "n/a" if ok is None else ("**pass**" if ok else "**FAIL**")
+
+
+def _validity_section(checks: dict) -> list[str]:
+    """The verdict first, then each check with its number, its threshold and pass / fail."""
+    th, v1, v3 = checks["thresholds"], checks["V1"], checks["V3"]
+    L = ["## Can this run test the claim?", ""]
+    L += [f"- **{fam}**: {v['text']}." for fam, v in checks["verdict"].items()]
+    fixed = ", ".join(f"{_lr(r['lr'])}: {_fmt(r['spearman'], 3)}" for r in v1["fixed_lr"])
+    counts = ", ".join(f"{_lr(c['lr'])} ({c['n_recipes']})" for c in v1["optimum_counts"])
+    L += ["", "| check | measured (`validity.json` key) | threshold | result |", "|---|---|---|---|",
+          f"| V1 grid resolution | neighbours {_fmt(v1['grid_max_ratio'], 2)}x apart (`V1.grid_max_ratio`) | "
+          f"<= {th['max_grid_ratio']:g}x | {_pass(v1['grid_max_ratio'] is not None and v1['grid_max_ratio'] <= th['max_grid_ratio'])} |",
+          f"| V1 reference seeds | {v1['n_seeds']} (`V1.n_seeds`) | >= {th['min_ref_seeds']} | "
+          f"{_pass(v1['n_seeds'] >= th['min_ref_seeds'])} |",
+          f"| V1 optimum resolved | {_fmt(v1['resolved_share'], 2)} of recipes (`V1.resolved_share`) | "
+          f">= {th['min_resolved_share']:g} | {_pass(v1['resolved_share'] >= th['min_resolved_share'])} |",
+          f"| V1 tuning matters | best fixed-LR reference ({_lr(v1['best_fixed_lr'])}) vs tuned: Spearman "
+          f"{_fmt(v1['best_fixed_spearman'], 3)} (`V1.best_fixed_spearman`) | below the seed ceiling "
+          f"{_fmt(v1['seed_ceiling'], 3)} (`V1.seed_ceiling`) | {_pass(v1['mechanism_present'])} |",
+          f"| V3 noise ceiling | reference seed vs seed Spearman {_fmt(v3['ceiling'], 3)} (`V3.ceiling`), "
+          f"{_fmt(v3['ceiling_mean'], 3)} for the {v3['n_seeds']}-seed mean (`V3.ceiling_mean`) | "
+          "no proxy is judged above it | - |",
+          f"| V3 pairs the reference separates | {_fmt(v3['n_separated'], 0) if v3['n_separated'] is not None else 'n/a'}"
+          f" of {v3['n_pairs']} (`V3.n_separated`) | \\|difference\\| > {th['z']:g} SE | - |", ""]
+    L += [f"V1 in numbers: reference optima by grid LR (recipes): {counts}; spread of the fitted optima "
+          f"{_fmt(v1['optima_spread'], 2)}x (`V1.optima_spread`); Spearman of a fixed-LR reference against the "
+          f"tuned one, per LR: {fixed} (`V1.fixed_lr`)."
+          + (" Why V1 fails: " + "; ".join(v1["reasons"]) + "." if v1["reasons"] else ""), ""]
+    L += ["V2, per proxy LR (`validity.json` `V2`): the loss drop from the step-0 loss, LR x steps, the spread of "
+          "recipes against seed noise, and the ranking's split-half reliability (seed vs seed, Spearman-Brown "
+          f"for the seed mean); pass: drop >= {th['min_loss_drop']:g} nats and reliability >= "
+          f"{th['min_reliability']:g}.", "",
+          "| family | LR | tag | LR x steps | init loss | drop | recipe sd | seed sd | reliability | pairs separated | V2 |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in checks["V2"]:
+        sep = f"{row['n_separated']} / {row['n_pairs']}" if row["n_separated"] is not None else "n/a"
+        L.append(f"| {row['family']} | {_lr(row['lr'])} | {', '.join(row['tags']) or '-'} | "
+                 f"{_fmt(row['lr_x_steps'], 4)} | {_fmt(row['init_loss'])} | {_fmt(row['loss_drop'])} | "
+                 f"{_fmt(row['recipe_spread'], 4)} | {_fmt(row['seed_sd'], 4)} | {_fmt(row['reliability'], 2)} | "
+                 f"{sep} | {_pass(row['passed'])} |")
+    L += ["", "V4, the contrast (`validity.json` `V4`): Delta rho = Spearman(tiny) - Spearman(standard) against the "
+          "tuned reference, 95% paired bootstrap over recipes and seeds (the reference re-tuned in every "
+          "resample).", "", "| family | tiny tag | standard LR | tiny LR | rho standard | rho tiny | Delta rho [95% CI] | "
+          "CI excludes 0 |", "|---|---|---|---|---|---|---|---|"]
+    for row in checks["V4"]:
+        L.append(f"| {row['family']} | {row['tag']} | {_lr(row['lr_standard'])} | {_lr(row['lr_tiny'])} | "
+                 f"{_fmt(row['rho_standard'])} | {_fmt(row['rho_tiny'])} | {_fmt(row['delta'])} "
+                 f"[{_fmt(row['lo'], 2)}, {_fmt(row['hi'], 2)}] | {'yes' if row['excludes_zero'] else 'no'} |")
+    return L + [""]
+
+
+def _setup_section(p: Params, runs: pd.DataFrame, manifests: list[dict], detail: dict) -> list[str]:
+    proxies, refs = runs[runs.role == "proxy"], runs[runs.role == "reference"]
+    steps = {role: int(df.steps.max()) for role, df in runs.groupby("role")}
+    picked = []
+    for fam, v in detail["picked"].items():
+        tiny = ", ".join(f"{t} {_lr(lr)} (standard / {v['ratios'][t]:.3g}, LR x steps {lr * steps['proxy']:.3g})"
+                         for t, lr in v["lrs"].items() if t != "standard")
+        edge = " **at the edge of its sweep**" if v["edge"] else ""
+        picked.append(f"{fam} standard {_lr(v['lrs']['standard'])}{edge} (`{fam}.standard_lr`; LR x steps "
+                      f"{v['lrs']['standard'] * steps['proxy']:.3g}); {tiny}")
+    how = ("each family's best-loss LR in its own sweep, averaged over recipes and seeds (tuned once, then "
+           "fixed: the practice the paper questions)" if isinstance(p.analysis.standard_lr, str) else
+           "fixed in params.yaml (`analysis.standard_lr`)")
+    return ["## Setup", "",
+            f"- Recipes: {len(manifests)} ({', '.join(sorted({m['group'] for m in manifests}))}), "
+            f"{p.budget_tokens:,} tokens each (one epoch, no repetition).",
+            "- Proxies: " + "; ".join(f"{s.family} `{s.preset}` "
+                                      f"({int(proxies[proxies.family == s.family].n_params.iloc[0]):,} params) at "
+                                      f"LRs {', '.join(f'{x:g}' for x in s.lrs)}, seeds {s.seeds}"
+                                      + (f" at {', '.join(f'{x:g}' for x in s.seed_lrs)} (else seed {s.seeds[0]})"
+                                         if s.seed_lrs is not None and len(s.seeds) > 1 else "")
+                                      for s in p.proxies if (proxies.family == s.family).any()),
+            f"- Proxy tokens per run: {p.train.proxy_tokens:,} ({steps['proxy']} steps); reference tokens per run: "
+            f"{p.train.reference_tokens:,} ({steps['reference']} steps).",
+            f"- Reference: {p.reference.family} `{p.reference.preset}` ({int(refs.n_params.iloc[0]):,} params), "
+            f"tuned per recipe over LRs {', '.join(f'{x:g}' for x in p.reference.lrs)}, seeds {p.reference.seeds}; "
+            "ground truth = the best seed-mean validation loss.",
+            f"- Standard LR: {how}. Tiny LRs: standard / {', '.join(f'{x:g}' for x in p.analysis.tiny_ratios)} "
+            f"(the paper's 3e-4 -> 1e-5 is / 30), the nearest LR of the sweep; and the paper's absolute "
+            f"{p.analysis.tiny_lr:g} where it was run. Picked: " + "; ".join(picked) + ".",
+            f"- Tokenizer: {p.tokenizer.kind}, vocab {p.tokenizer.vocab_size}; context {p.train.seq_len}, "
+            f"batch {p.train.batch_size}; AdamW ({p.train.beta1}, {p.train.beta2}), weight decay "
+            f"{p.train.weight_decay}, warmup {p.train.warmup_frac:.0%} then cosine, clip {p.train.grad_clip}.",
+            f"- Validation: the same {p.train.valid_tokens:,} held-out tokens per domain "
+            f"({', '.join(p.split.valid_domains)}) score every run, at step 0 and at {p.train.eval_points} "
+            "points after. Not every held-out token (`reports/tokens.json` lists 26k-135k per domain): each "
+            "domain weighs the same in the mean loss, and one fixed sample is shared by all runs, so it adds "
+            "no noise between recipes, only a common offset; scoring all of them would cost more than "
+            "training a nano proxy.",
+            f"- Compute: {len(runs)} runs, {runs.tokens.sum():,} training tokens in all. Training time is "
+            "measured, not computed, so it stays out of these results: see "
+            "`bench/results/default_study_cpu.md` (made from `data/timings/` by `bench/study_wall.py`).", ""]
+
+
+def _headline_section(p: Params, metrics: dict, detail: dict, cross: pd.DataFrame, checks: dict) -> list[str]:
+    """Per family and tagged LR: Spearman with its CI, pairwise accuracy over all and separated pairs,
+    regret@1 beside a random pick's."""
+    sep = {(r["family"], r["tag"]): r for r in checks["V3"]["proxies"]}
+    L = ["## Headline", "",
+         f"Spearman between each proxy's seed-mean ranking and the tuned reference ranking over "
+         f"{metrics['n_recipes']} recipes ({metrics['n_pairs']} pairs), 95% bootstrap CI over recipes "
+         f"(`family.spearman_<tag>`); pairwise accuracy over all pairs (`family.pairwise_<tag>`) and over the "
+         f"pairs the reference separates beyond its seed noise (`validity.json` "
+         f"`V3.proxies[].pairwise_acc_separated`); top-1 regret in nats (`family.regret1_<tag>`) against the "
+         f"exact expected regret of a random pick, {_fmt(metrics['random_regret1'])} (`random_regret1`).", "",
+         "| family | tag | LR | Spearman [95% CI] | pairwise all / separated | top-1 regret | seed vs seed |",
+         "|---|---|---|---|---|---|---|"]
+    for fam, tags in tagged_lrs(detail).items():
+        h = metrics[fam]
+        for tag, lr in tags.items():
+            row = _at(cross, fam, lr).iloc[0]
+            s = sep.get((fam, tag), {})
+            L.append(f"| {fam} | {tag} | {_lr(lr)} | {_ci(row)} | {_fmt(h[f'pairwise_{tag}'], 2)} / "
+                     f"{_fmt(s.get('pairwise_acc_separated'), 2)} | {_fmt(h[f'regret1_{tag}'])} | "
+                     f"{_fmt(h.get(f'seed_spearman_{tag}'), 2)} |")
+    L += [f"| paper | standard / tiny | 3e-4 / 1e-5 | {PAPER['spearman_standard']} / {PAPER['spearman_tiny']} | "
+          f"~0.8 (DataDecide) | {PAPER['regret1_standard']} / {PAPER['regret1_tiny']} | - |", ""]
+    return L
+
+
+def _reference_section(detail: dict, checks: dict) -> list[str]:
+    """The tuned reference per recipe, whether its optimum is resolved, and the pairs it cannot separate."""
+    v1, v3 = checks["V1"], checks["V3"]
+    rows = {r["recipe"]: r for r in v1["recipes"]}
+    L = ["## Tuned reference", "", "| recipe | best grid LR | fitted optimum | loss | at grid edge |", "|---|---|---|---|---|"]
+    for rec, v in detail["reference"].items():
+        fit = rows.get(rec, {}).get("fitted_opt")
+        L.append(f"| {rec} | {v['best_lr']:g} | {_lr(fit)} | {_fmt(v['loss'])} | {'**yes**' if v['edge'] else 'no'} |")
+    picks = {v["best_lr"] for v in detail["reference"].values()}
+    L += ["", (f"Every recipe chose the same reference LR ({_lr(picks.pop())}): per-recipe tuning changed nothing "
+               "here, so the reference is a fixed-LR model in all but name." if len(picks) == 1 else
+               f"The recipes chose {len(picks)} different reference LRs.")]
+    edges = [r for r, v in detail["reference"].items() if v["edge"]]
+    if edges:
+        L += ["", f"Warning: the best reference LR of {', '.join(edges)} sits at the edge of its grid; "
+              f"the tuned ground truth may be better still outside it."]
+    within = v3.get("within_noise") or []
+    if v3.get("n_separated") is not None:
+        L += ["", "### Recipe pairs within the reference's noise", "",
+              f"{len(within)} of {v3['n_pairs']} pairs differ by less than {checks['thresholds']['z']:g} standard "
+              f"errors of a difference of {v3['n_seeds']}-seed means (SE {_fmt(v3['se'], 4)} nats, pooled over "
+              f"recipes; `V3.within_noise`): no proxy can be right or wrong about them. They stay as defined: "
+              f"each recipe follows a published procedure fixed before any result, and redefining recipes after "
+              f"seeing which pairs are close would select on the outcome.", "",
+              "| recipe | recipe | difference (nats) |", "|---|---|---|"]
+        L += [f"| {a} | {b} | {_fmt(d, 4)} |" for a, b, d, _ in within]
+    return L + [""]
+
+
+def _conclusion(p: Params, metrics: dict, detail: dict, checks: dict, curves: pd.DataFrame) -> str:
+    """The answer, conditioned on the validity checks: a contrast is only read where the run can test it."""
+    lines = []
+    for row in checks["V4"]:
+        fam, tag = row["family"], row["tag"]
+        can = checks["verdict"][fam]["can_test"]
+        side = ("tiny ranks better" if (row["delta"] or 0) > 0 else "standard ranks better")
+        ci = (f"Delta rho {_fmt(row['delta'])} [{_fmt(row['lo'], 2)}, {_fmt(row['hi'], 2)}], "
+              + ("the CI excludes 0" if row["excludes_zero"] else "the CI includes 0"))
+        lines.append(f"{fam} at {tag} ({_lr(row['lr_tiny'])} vs {_lr(row['lr_standard'])}): {side}, {ci}"
+                     + ("" if can else " (not a test of the claim: see the validity checks)"))
+    testable = [f for f, v in checks["verdict"].items() if v["can_test"]]
     text = ("**Does the finding reproduce at this scale?** "
-            + ("Yes: " if reproduced else "Not clearly: ") + "; ".join(parts) + ".")
-    tiny = curves[(curves.role == "proxy") & np.isclose(curves.lr, p.analysis.tiny_lr)]
-    if len(tiny):
-        first, last = tiny.step.min(), tiny.step.max()
-        moved = (tiny[tiny.step == first].loss_mean.mean() - tiny[tiny.step == last].loss_mean.mean())
-        text += (f"\n\nWhat limits it: at the tiny LR the proxies' mean validation loss moved by only "
-                 f"{moved:.3f} nats between the first and the last validation point ({last} steps, "
-                 f"{p.train.proxy_tokens:,} tokens); the paper trains at such LRs for thousands of steps, "
-                 f"and \"tiny\" is LR x steps relative to the curvature.")
-    if widths:
-        text += (f" With {metrics['n_recipes']} recipes the 95% CI of a Spearman at the tiny LR spans "
-                 f"{np.mean(widths):.2f} on average, so differences smaller than that are not resolved.")
-    best = {fam: metrics[fam]["best_spearman_lr"] for fam in p.analysis.standard_lr}
-    text += " Best-ranking proxy LR per family: " + ", ".join(f"{f} {lr:g}" for f, lr in best.items()) + "."
+            + ("This run cannot answer it: no proxy family passes the validity checks, so the contrasts below "
+               "describe these models, not the paper's mechanism. " if not testable else
+               f"Testable for {', '.join(testable)}. ") + "; ".join(lines) + ".")
+    proxies = curves[curves.role == "proxy"]
+    moved = []
+    for fam, tags in tagged_lrs(detail).items():
+        first = next(t for t in tags if t.startswith("tiny"))
+        df = proxies[(proxies.family == fam) & np.isclose(proxies.lr, tags[first], rtol=1e-9, atol=0)]
+        if len(df) and (df.step == 0).any():
+            drop = df[df.step == 0].loss_mean.mean() - df[df.step == df.step.max()].loss_mean.mean()
+            moved.append(f"{fam} {drop:.3f} nats at {_lr(tags[first])}")
+    if moved:
+        text += (" From initialisation to the end of training the tiny-LR proxies' mean validation loss fell by "
+                 + ", ".join(moved) + " (V2 `loss_drop`); the paper trains at such LRs for thousands of steps.")
+    best = {fam: metrics[fam]["best_spearman_lr"] for fam in tagged_lrs(detail)}
+    text += (" Best-ranking proxy LR per family (`family.best_spearman_lr`): "
+             + ", ".join(f"{f} {_lr(lr)}" for f, lr in best.items()) + ".")
     return text

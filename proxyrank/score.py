@@ -24,7 +24,8 @@ import pandas as pd
 
 from proxyrank.config import ParamsError
 from proxyrank.files import atomic_path, write_json, write_text
-from proxyrank.metrics import bootstrap_ci, kendall, pairwise_accuracy, percentile_interval, spearman
+from proxyrank.metrics import (bootstrap_ci, kendall, pairwise_accuracy, percentile_interval, random_regret,
+                               regret_curve, spearman)
 
 LEVEL = 0.95  # every interval
 MIN_RECIPES = 3
@@ -154,40 +155,6 @@ def load(path: Path, small: str, large: str, recipe: str = "recipe", seeds: str 
 
 
 # --------------------------------------------------------------------------- statistics
-
-
-def _expected_min(sorted_values: np.ndarray, m: int, cap: float) -> float:
-    """E[min(cap, min of m values drawn without replacement)], exactly.
-
-    The j-th smallest of g values is the minimum of the draw with probability C(g-j, m-1) / C(g, m),
-    built by the ratio p(j+1) / p(j) = (g-j-m+1) / (g-j), which needs no large binomials.
-    """
-    g = len(sorted_values)
-    j = np.arange(1, g)
-    ratios = np.clip((g - j - m + 1) / (g - j), 0, None)
-    p = m / g * np.concatenate([[1.0], np.cumprod(ratios)])
-    return float(np.sum(p * np.minimum(sorted_values, cap)))
-
-
-def regret_curve(small, large) -> np.ndarray:
-    """Expected large-scale value given up by carrying the small scale's top k, k = 1..n (lower is better).
-
-    Equal to metrics.regret_curve when the small scale has no ties; a tie is broken at random and
-    the regret is its exact expectation, so the answer does not depend on the table's row order.
-    With every recipe tied it is the random-pick baseline.
-    """
-    s, l = np.asarray(small, dtype=float), np.asarray(large, dtype=float)
-    best, out = math.inf, []
-    for level in np.unique(s):  # ascending: best first
-        group = np.sort(l[s == level])
-        out += [_expected_min(group, m, best) for m in range(1, len(group) + 1)]
-        best = min(best, group[0])
-    return np.array(out) - l.min()
-
-
-def random_regret(large) -> np.ndarray:
-    """The exact expected regret of carrying k recipes drawn at random, k = 1..n."""
-    return regret_curve(np.zeros(len(large)), large)
 
 
 def top1_regret(small, large) -> float:

@@ -355,30 +355,3 @@ def _num(x) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def figure(table: pd.DataFrame, path) -> None:
-    """Agreement vs LR per width: mean Spearman over seeds with a min/max band, and the drift's
-    (the proof's deterministic part) at the largest width, so the gap is the SGD variance."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for width, g in table.groupby("width"):
-        stats = g.groupby("lr_frac")["spearman"].agg(["mean", "min", "max"])
-        line, = ax.plot(stats.index, stats["mean"], marker="o", label=f"width {width}")
-        ax.fill_between(stats.index, stats["min"], stats["max"], color=line.get_color(), alpha=0.15)
-    if "drift_spearman" in table:
-        top = table[table["width"] == table["width"].max()].groupby("lr_frac")["drift_spearman"].mean()
-        ax.plot(top.index, top, color="black", ls=":", marker=".",
-                label=f"drift (full-batch GD), width {table['width'].max()}")
-    ax.axvline(1.0, color="grey", ls="--", lw=1)
-    ax.annotate(r"$\eta = 1/\lambda_{max}(H_{val})$", (1.0, 0.02), xycoords=("data", "axes fraction"),
-                rotation=90, ha="right", va="bottom", fontsize=8, color="grey")
-    ax.set_xscale("log")
-    ax.set_xlabel(r"learning rate $\eta \cdot \lambda_{max}(H_{val})$")
-    ax.set_ylabel("Spearman vs optimal (kernel) order")
-    ax.set_title("Random-feature model: ranking agreement vs LR")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -11,6 +11,7 @@ from proxyrank.metrics import (
     cheapest,
     kendall,
     pairwise_accuracy,
+    random_regret,
     regret_curve,
     spearman,
     topk_regret,
@@ -63,8 +64,10 @@ def test_regret():
     assert regret_curve(proxy, ref) == pytest.approx([0.5, 0.2, 0.0, 0.0])
     curve = regret_curve(np.random.default_rng(0).random(8), np.arange(8.0))
     assert all(a >= b for a, b in zip(curve, curve[1:])) and curve[-1] == 0.0
-    # ties in the proxy resolve by index order
-    assert topk_regret([1.0, 1.0], [2.0, 1.0], 1) == pytest.approx(1.0)
+    # a tie in the proxy is a coin flip: the exact expectation, whatever the row order
+    assert topk_regret([1.0, 1.0], [2.0, 1.0], 1) == pytest.approx(0.5)
+    assert topk_regret([1.0, 1.0], [1.0, 2.0], 1) == pytest.approx(0.5)
+    assert random_regret([1.0, 2.0, 4.0]) == pytest.approx([(0 + 1 + 3) / 3, (0 + 0 + 1) / 3, 0.0])
     with pytest.raises(ValueError):
         topk_regret(proxy, ref, 5)
 
@@ -119,7 +122,8 @@ def make_runs() -> pd.DataFrame:
 
 
 def run_analyze(runs=None, **kw):
-    args = {"standard_lr": {"gpt2": STANDARD}, "tiny_lr": TINY, "n_boot": 50, "seed": 0, **kw}
+    args = {"standard_lr": {"gpt2": STANDARD}, "tiny_ratios": [STANDARD / TINY], "tiny_lr": TINY, "n_boot": 50,
+            "seed": 0, **kw}
     return analyze(make_runs() if runs is None else runs, **args)
 
 
@@ -188,9 +192,22 @@ def test_analyze_validation_errors():
         run_analyze(runs[runs.role == "proxy"])
     with pytest.raises(ValueError, match=r"gpt2.*0\.003"):
         run_analyze(standard_lr={"gpt2": 3e-3})
-    with pytest.raises(ValueError, match="gpt2"):
-        run_analyze(tiny_lr=1e-6)
+    assert "tiny" not in run_analyze(tiny_lr=1e-6)[1]["picked"]["gpt2"]["lrs"]  # the absolute one: where run
     run_analyze(standard_lr={"gpt2": STANDARD * (1 + 1e-12)})  # float noise is tolerated
+
+
+def test_tuned_standard_is_the_best_mean_loss_and_tiny_the_nearest_ratio():
+    runs = make_runs()
+    runs.loc[(runs.role == "proxy") & (runs.lr == HIGH), "loss_mean"] -= 0.5  # HIGH has the lowest mean loss
+    _, detail = run_analyze(runs, standard_lr="tuned", tiny_ratios=[30, HIGH / TINY])
+    picked = detail["picked"]["gpt2"]
+    assert picked["lrs"]["standard"] == pytest.approx(HIGH) and picked["edge"] is True  # the sweep's top end
+    assert picked["lrs"]["tiny30"] == pytest.approx(STANDARD)  # nearest to HIGH / 30 in log space
+    assert picked["ratios"]["tiny30"] == pytest.approx(HIGH / STANDARD)
+    assert picked["lrs"][f"tiny{HIGH / TINY:g}"] == pytest.approx(TINY)
+    runs.loc[(runs.role == "proxy") & (runs.lr == HIGH) & (runs.recipe == "r2"), "loss_mean"] = np.nan  # diverged
+    _, detail = run_analyze(runs, standard_lr="tuned", tiny_ratios=[30])
+    assert detail["picked"]["gpt2"]["lrs"]["standard"] != pytest.approx(HIGH)  # a diverged LR is never the standard
 
 
 def make_curves() -> pd.DataFrame:

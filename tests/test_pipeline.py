@@ -345,7 +345,7 @@ def test_a_ladder_rung_restores_what_it_shares_and_joins_the_report(study):
         metrics = json.loads((study / "reports" / "metrics.json").read_text())
         assert sorted(rows.index) == ["gpt2", "opt"]
         for fam in rows.index:  # the point estimates do not depend on n_boot
-            assert rows.loc[fam, "spearman_tiny"] == pytest.approx(metrics[fam]["spearman_tiny"], abs=1e-5)
+            assert rows.loc[fam, "spearman_tiny"] == pytest.approx(metrics[fam]["spearman_tiny30"], abs=1e-5)
         assert rows.loc["gpt2", "proxy_preset"] == "gpt2-nano" and rows.loc["gpt2", "runs"] == 6 * 7
         assert (rows.train_hours > 0).all()  # the study's runs, found in its timing files by fingerprint
         _sh(["dvc", "repro"], study)

@@ -1,4 +1,5 @@
-"""Figures and the report render from a small synthetic runs table, numbers taken from metrics."""
+"""The report renders from a small synthetic runs table, numbers taken from metrics and validity
+(figures: tests/test_figures.py)."""
 import json
 
 import numpy as np
@@ -8,9 +9,10 @@ import pytest
 from proxyrank.config import parse_params
 from proxyrank.files import write_json
 from proxyrank.metrics import analyze
-from proxyrank.report import collect, figures, write_report
+from proxyrank.figures import figures
+from proxyrank.report import collect, write_report
 from proxyrank.theory import study
-from pictures import assert_picture, record_figures
+from proxyrank.validity import Thresholds, validity
 
 
 @pytest.fixture
@@ -32,9 +34,9 @@ def reports(tmp_path, params_dict):
             rows.append({"recipe": recipe, "group": p.recipes[recipe].group, "role": role, "family": fam,
                          "model": "m", "n_params": 1000, "lr": lr, "seed": seed, "tokens": 100, "steps": 2,
                          "diverged": False, "loss_mean": loss, **domains})
-            for step in (1, 2):
+            for step in (0, 1, 2):
                 curves.append({"role": role, "recipe": recipe, "run_id": "r", "family": fam, "lr": lr,
-                               "seed": seed, "step": step, "tokens": step * 50, "loss_mean": loss + 1 / step})
+                               "seed": seed, "step": step, "tokens": step * 50, "loss_mean": loss + 1 / max(step, 0.5)})
         write_json(tmp_path / "recipes" / f"{recipe}.json",
                    {"recipe": recipe, "group": p.recipes[recipe].group, "source": p.recipes[recipe].source,
                     "docs": 3, "tokens": 100, "filters": ["c4"], "dedup": "exact", "duplicate_rate": 0.25,
@@ -43,8 +45,9 @@ def reports(tmp_path, params_dict):
     runs = pd.DataFrame(rows)
     runs.to_csv(tmp_path / "runs.csv", index=False)
     pd.DataFrame(curves).to_csv(tmp_path / "curves.csv", index=False)
-    headline, detail = analyze(runs, standard_lr=p.analysis.standard_lr, tiny_lr=p.analysis.tiny_lr,
-                               n_boot=20, seed=0, curves=pd.DataFrame(curves), alignment=pd.DataFrame(
+    headline, detail = analyze(runs, standard_lr=p.analysis.standard_lr, tiny_ratios=p.analysis.tiny_ratios,
+                               tiny_lr=p.analysis.tiny_lr, n_boot=20, seed=0, curves=pd.DataFrame(curves),
+                               alignment=pd.DataFrame(
                                    [{"family": s.family, "seed": 0, "state": state, "recipe": r, "alignment": q + k,
                                      "adam_alignment": q, "cosine": -q, "tokens": 30.0}
                                     for s in p.proxies for k, state in enumerate(("init", "warm"))
@@ -61,43 +64,10 @@ def reports(tmp_path, params_dict):
     write_json(tmp_path / "theory.json", worlds)
     write_json(tmp_path / "metrics.json", headline)
     write_json(tmp_path / "analysis.json", detail)
+    write_json(tmp_path / "validity.json", validity(runs, pd.DataFrame(curves), {f: v["lrs"] for f, v in
+                                                                                  detail["picked"].items()},
+                                                     thresholds=Thresholds(), n_boot=20, seed=0))
     return p, tmp_path
-
-
-def test_figures_render_as_pictures(reports, monkeypatch):
-    p, folder = reports
-    drawn = record_figures(monkeypatch)
-    figures(p, folder)
-    names = sorted(f.name for f in (folder / "figures").iterdir())
-    flips = any(f["largest_flip"] for f in json.loads((folder / "analysis.json").read_text())["flips"])
-    expected = ["loss_scatter.png", "per_domain_spearman.png", "spearman_vs_lr.png", "topk_regret.png",
-                "training_curves.png", "frontier.png", "ladder.png", "theory.png"] + (["flip.png"] if flips else [])
-    assert names == sorted(expected) == sorted(drawn)
-    for name in names:
-        assert_picture(folder / "figures" / name)
-    fams = list(p.analysis.standard_lr)
-    proxied = sorted({s.family for s in p.proxies})
-    # one line per proxy family over the LR grid; a standard and a tiny regret curve per family
-    assert drawn["spearman_vs_lr.png"].panels == 1 and drawn["spearman_vs_lr.png"].lines == [len(proxied)]
-    assert drawn["topk_regret.png"].lines == [2 * len(proxied)]
-    # a standard-LR and a tiny-LR panel per family, each with its recipes as points
-    assert drawn["loss_scatter.png"].panels == 2 * len(fams) and min(drawn["loss_scatter.png"].points) == 1
-    # the heatmap and its colour bar
-    assert drawn["per_domain_spearman.png"].panels == 2 and drawn["per_domain_spearman.png"].images[0] == 1
-    # a panel per proxy family and one for the reference, each a curve per LR
-    curves = drawn["training_curves.png"]
-    assert curves.panels == len(proxied) + 1 and curves.lines[-1] == len(p.reference.lrs)
-    assert drawn["frontier.png"].panels == len(proxied) and min(drawn["frontier.png"].points) >= 1
-    assert drawn["ladder.png"].panels == 1 and drawn["ladder.png"].points[0] >= 2 * len(proxied)
-    plot = pd.read_csv(folder / "plots" / "spearman_vs_lr.csv")
-    assert list(plot.columns) == ["lr", "gpt2", "pythia", "opt"]
-    curves = pd.read_csv(folder / "plots" / "curves.csv")
-    assert list(curves.columns) == ["tokens"] + [f"{f}_{t}" for f in ("gpt2", "pythia", "opt")
-                                                 for t in ("standard", "tiny")]
-    raw = pd.read_csv(folder / "curves.csv")
-    fam = p.proxies[0].family
-    tiny = raw[(raw.role == "proxy") & (raw.family == fam) & np.isclose(raw.lr, p.analysis.tiny_lr)]
-    assert curves[f"{fam}_tiny"].tolist() == pytest.approx(tiny.groupby("tokens").loss_mean.mean().tolist())
 
 
 def test_report_numbers_come_from_metrics(reports):
@@ -110,10 +80,20 @@ def test_report_numbers_come_from_metrics(reports):
     runs = pd.read_csv(folder / "runs.csv")  # no wall time: it would make the report differ run to run
     assert f"- Compute: {len(runs)} runs, {runs.tokens.sum():,} training tokens in all." in text
     assert "min of training" not in text and "bench/results/default_study_cpu.md" in text
+    checks = json.loads((folder / "validity.json").read_text())
+    assert text.index("## Can this run test the claim?") < text.index("## Setup") < text.index("## Headline")
+    for fam, verdict in checks["verdict"].items():  # the verdict opens the report, per family
+        assert f"- **{fam}**: {verdict['text']}." in text
+    assert f"neighbours {checks['V1']['grid_max_ratio']:.2f}x apart (`V1.grid_max_ratio`)" in text
+    for row in checks["V4"]:
+        assert f"| {row['family']} | {row['tag']} | " in text and f"{row['delta']:.3f} [{row['lo']:.2f}, " in text
     for fam in p.analysis.standard_lr:
-        assert f"| {fam} | {metrics[fam]['spearman_standard']:.3f} [" in text
-    assert "**Does the finding reproduce at this scale?**" in text
-    assert "## Compute-reliability frontier" in text and "| 50 tok | 100 tok |" in text
+        lr = metrics[fam]["standard_lr"]
+        assert f"| {fam} | standard | {lr:.3g} | {metrics[fam]['spearman_standard']:.3f} [" in text
+        assert f"| {fam} | tiny30 | {metrics[fam]['tiny30_lr']:.3g} | {metrics[fam]['spearman_tiny30']:.3f} [" in text
+    assert f"random pick, {metrics['random_regret1']:.3f} (`random_regret1`)" in text
+    assert "**Does the finding reproduce at this scale?** This run cannot answer it" in text
+    assert "## Compute-reliability frontier" in text and "| 0 tok | 50 tok | 100 tok |" in text
     assert "**Cheapest proxy budget reaching Spearman 0.9**" in text and "figures/frontier.png" in text
     fam = p.proxies[0].family
     assert "## Scale ladder" in text and "figures/ladder.png" in text

@@ -11,7 +11,6 @@ from proxyrank import theory
 from proxyrank.config import ParamsError, _build
 from proxyrank.metrics import spearman
 from proxyrank.theory import TheoryParams
-from pictures import assert_picture, record_figures
 
 # Small enough for seconds, large enough that the smallest LR converges (lr_frac * steps = 120).
 TEST = TheoryParams(n_recipes=6, widths=[16, 512], lr_fracs=[0.03, 0.3, 2.0], steps=4000,
@@ -80,25 +79,6 @@ def test_small_lr_at_large_width_ranks_like_the_optimum_and_large_lr_does_not(he
         assert (top["diverged"] == 0).all()
         # at the smallest LR SGD follows the drift (full-batch GD): the variance term is small
         assert np.allclose(top["spearman"], top["drift_spearman"], atol=0.3)
-
-
-def test_figure_draws_every_width(headline, tmp_path, monkeypatch):
-    drawn = record_figures(monkeypatch)
-    path = tmp_path / "theory.png"
-    table = headline[0][0]
-    theory.figure(table, path)
-    assert_picture(path)
-    assert drawn["theory.png"].panels == 1 and drawn["theory.png"].lines[0] >= table["width"].nunique()
-
-
-@pytest.mark.parametrize("field,value", [
-    ("widths", []), ("widths", [0]), ("lr_fracs", [0.1, -1.0]), ("lr_fracs", [0.1, 0.1]),
-    ("seeds", []), ("steps", 0), ("n_recipes", 2), ("ridge", 0.0), ("scale_max", 0.1),
-    ("corrupt_max", 1.5), ("noise_max", -0.1),
-])
-def test_bad_params_name_the_field(field, value):
-    with pytest.raises(ValueError, match=f"^{field}: "):
-        TheoryParams(**{field: value})
 
 
 def test_the_typed_loader_builds_it():
