@@ -546,7 +546,7 @@ def _conclusion(p: Params, metrics: dict, detail: dict, checks: dict, curves: pd
                      + ("" if can else " (not a test of the claim: see the validity checks)"))
     testable = [f for f, v in checks["verdict"].items() if v["can_test"]]
     text = ("**Does the finding reproduce at this scale?** "
-            + ("This run cannot answer it: no proxy family passes the validity checks, so the contrasts below "
+            + ("This run cannot answer it: no proxy family passes the validity checks, so the contrasts here "
                "describe these models, not the paper's mechanism. " if not testable else
                f"Testable for {', '.join(testable)}. ") + "; ".join(lines) + ".")
     proxies = curves[curves.role == "proxy"]

@@ -328,8 +328,8 @@ def _v1_reasons(v1: dict, picks: list[float], th: Thresholds) -> list[str]:
     elif not v1["mechanism_present"]:
         same = (f"all {n} recipes pick the same reference LR ({_lr(picks[0])}) and "
                 if len(set(picks)) == 1 and len(picks) == n else "")
-        versus = f"seed ceiling {ceiling:.2f}" if ceiling is not None else "1, above any seed ceiling"
-        reasons.append(f"{same}a fixed LR of {_lr(best)} ranks like the tuned reference (Spearman {rho:.2f} >= "
+        versus = f"seed ceiling {ceiling:.3f}" if ceiling is not None else "1, above any seed ceiling"
+        reasons.append(f"{same}a fixed LR of {_lr(best)} ranks like the tuned reference (Spearman {rho:.3f} >= "
                        f"{versus}): the paper's mechanism is absent at this scale")
     return reasons
 

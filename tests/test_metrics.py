@@ -131,14 +131,15 @@ def test_analyze_headline():
     headline, _ = run_analyze()
     assert headline["n_recipes"] == 5 and headline["n_pairs"] == 10
     g = headline["gpt2"]
-    assert g["spearman_tiny"] == pytest.approx(1.0)
+    assert g["spearman_tiny100"] == pytest.approx(1.0)
     assert g["spearman_standard"] == pytest.approx(0.9)  # 1 - 6*2/(5*24)
-    assert g["pairwise_tiny"] == pytest.approx(1.0)
+    assert g["pairwise_tiny100"] == pytest.approx(1.0)
     assert g["pairwise_standard"] == pytest.approx(0.9)
-    assert g["regret1_tiny"] == pytest.approx(0.0)
+    assert g["regret1_tiny100"] == pytest.approx(0.0)
     assert g["regret1_standard"] == pytest.approx(0.1)  # picks r1 instead of r0
+    assert g["tiny100_lr"] == TINY and "tiny_lr" not in g  # the absolute tiny LR is tiny100 here: one tag
     assert g["best_spearman_lr"] == pytest.approx(TINY)
-    assert g["seed_spearman_standard"] == pytest.approx(1.0) and g["seed_spearman_tiny"] == pytest.approx(1.0)
+    assert g["seed_spearman_standard"] == pytest.approx(1.0) and g["seed_spearman_tiny100"] == pytest.approx(1.0)
 
 
 def test_analyze_detail():
