@@ -287,6 +287,10 @@ def train_stacked(specs: Sequence[RunSpec], t: TrainParams, train_tokens_per_run
     curves = [[] for _ in specs]
     alive = torch.ones(n_runs, dtype=torch.bool, device=device)
     start = time.perf_counter()
+    for r, losses_r in enumerate(_evaluate(stack, valid, t.seq_len, t.batch_size * 4, device, autocast)):
+        curves[r].append({"step": 0, "tokens": 0, "train_loss": None,  # as train.train_run: the initial loss
+                          "loss_mean": float(np.mean(list(losses_r.values()))),
+                          **{f"loss_{d}": v for d, v in losses_r.items()}})
     stack.base.train()
     for step in range(steps):
         lrs = torch.tensor([lr_at(step, steps, s.lr, t) for s in specs], dtype=torch.float64, device=device)
