@@ -267,7 +267,9 @@ def _ladder_section(p: Params, reports: Path) -> list[str]:
         return []
     L = ["## Scale ladder", "",
          "The same study at other proxy and reference scales (`ladder` in params.yaml, run by "
-         "`python -m proxyrank ladder`, collected in `reports/ladder.csv`). Seed means as in the headline.", ""]
+         "`python -m proxyrank ladder`, collected in `reports/ladder.csv`). Seed means as in the headline. Each row "
+         "keeps the commit and the params hash it was measured at (`commit`, `params_sha`): a row measured on an "
+         "earlier default (its `default` rung included) is not comparable with this report's headline.", ""]
     if len(ladder):
         L += ["| rung | family | proxy (params, tokens) | reference (params, tokens) | reference FLOPs/run | "
               "Spearman @ standard | Spearman @ tiny | best LR (Spearman) | winner |", "|---|---|---|---|---|---|---|---|---|"]
