@@ -126,7 +126,7 @@ def percentile_interval(values, level: float = 0.95) -> tuple[float, float]:
 # --------------------------------------------------------------------------- analysis helpers
 
 
-def _num(x):
+def json_number(x):
     """JSON-safe number: nan becomes None."""
     return None if x is None or math.isnan(x) else float(x)
 
@@ -214,13 +214,13 @@ def _compare(proxy: pd.Series, ref: pd.Series, ci: bool, n_boot: int, seed: int)
     pw_ci = bootstrap_ci(pairwise_accuracy, p, r, n_boot, seed) if ci else (None, None)
     return {
         "n_recipes": len(p),
-        "spearman": _num(spearman(p, r)),
-        "spearman_lo": _num(sp_ci[0]),
-        "spearman_hi": _num(sp_ci[1]),
-        "kendall": _num(kendall(p, r)),
-        "pairwise_acc": _num(pairwise_accuracy(p, r)),
-        "pairwise_lo": _num(pw_ci[0]),
-        "pairwise_hi": _num(pw_ci[1]),
+        "spearman": json_number(spearman(p, r)),
+        "spearman_lo": json_number(sp_ci[0]),
+        "spearman_hi": json_number(sp_ci[1]),
+        "kendall": json_number(kendall(p, r)),
+        "pairwise_acc": json_number(pairwise_accuracy(p, r)),
+        "pairwise_lo": json_number(pw_ci[0]),
+        "pairwise_hi": json_number(pw_ci[1]),
         "regret": regret_curve(p, r),
     }
 
@@ -236,8 +236,8 @@ def _seed_spread(family: str, lr: float, df: pd.DataFrame) -> dict | None:
         "family": family,
         "lr": lr,
         "n_seeds": table.shape[1],
-        "spearman_mean": _num(float(np.mean(rhos))) if rhos else None,
-        "spearman_min": _num(min(rhos)) if rhos else None,
+        "spearman_mean": json_number(float(np.mean(rhos))) if rhos else None,
+        "spearman_min": json_number(min(rhos)) if rhos else None,
     }
 
 
@@ -260,7 +260,7 @@ def _flips(family: str, lo: float, hi: float, a: pd.Series, b: pd.Series, groups
         "n_recipes": len(names),
         "n_pairs": len(i),
         "n_flips": int(flip.sum()),
-        "flip_share": _num(float(flip.mean())) if len(i) else None,
+        "flip_share": json_number(float(flip.mean())) if len(i) else None,
         "largest_flip": largest,
         "group_flips": {k: int(flip[keys == k].sum()) for k in sorted(set(keys))},
     }
@@ -305,7 +305,7 @@ def alignment_rows(scores: pd.DataFrame, ref: pd.Series, tiny: dict[str, pd.Seri
             _, p, t = _aligned(predicted, tiny[fam]) if fam in tiny else ([], [], [])
             out.append({"family": fam, "state": state, "score": name, "n_seeds": int(df["seed"].nunique()),
                         **{k: v for k, v in row.items() if k != "regret"},
-                        "spearman_vs_tiny": _num(spearman(p, t)) if len(p) else None,
+                        "spearman_vs_tiny": json_number(spearman(p, t)) if len(p) else None,
                         "tokens_per_recipe": tokens,
                         "cost_vs_proxy_run": tokens / proxy_tokens[fam] if fam in proxy_tokens else None})
     return out
@@ -362,7 +362,7 @@ def analyze(
     detail = {
         "picked": picked,
         "reference": {
-            rec: {"best_lr": float(row["lr"]), "loss": _num(row["loss_mean"]), "edge": bool(row["edge"])}
+            rec: {"best_lr": float(row["lr"]), "loss": json_number(row["loss_mean"]), "edge": bool(row["edge"])}
             for rec, row in ref.iterrows()
         },
         "cross_scale": cross,

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from proxyrank.metrics import _num, pairwise_accuracy, percentile_interval, spearman
+from proxyrank.metrics import json_number, pairwise_accuracy, percentile_interval, spearman
 
 RUN_COLUMNS = ("recipe", "role", "family", "lr", "seed", "loss_mean", "steps")
 CURVE_COLUMNS = ("role", "recipe", "family", "lr", "seed", "step", "loss_mean")
@@ -172,7 +172,7 @@ def _pairs(names: list, means: np.ndarray, m: np.ndarray, z: float) -> tuple[dic
     sep = np.abs(diff) > z * se
     within = sorted(([str(names[x]), str(names[y]), float(d), se] for x, y, d, s in zip(i, j, diff, sep) if not s),
                     key=lambda r: (abs(r[2]), r[0], r[1]))
-    summary = {"sigma2": _num(sigma2), "se": _num(se), "n_pairs": len(i), "n_separated": int(sep.sum()),
+    summary = {"sigma2": json_number(sigma2), "se": json_number(se), "n_pairs": len(i), "n_separated": int(sep.sum()),
                "within_noise": within}
     return summary, (i, j, sep)
 
@@ -232,7 +232,7 @@ def _v3_reference(refd: dict, th: Thresholds) -> tuple[dict, tuple]:
     if k < 2:
         reasons.append(f"only {k} reference seed: no noise ceiling and no pair verdicts "
                        f"(min_ref_seeds {th.min_ref_seeds})")
-    out = {"n_seeds": k, "ceiling": _num(ceiling), "ceiling_mean": _num(_spearman_brown(ceiling, k)),
+    out = {"n_seeds": k, "ceiling": json_number(ceiling), "ceiling_mean": json_number(_spearman_brown(ceiling, k)),
            **summary, "reasons": reasons}
     return out, pairs
 
@@ -247,10 +247,10 @@ def _v3_proxies(refd: dict, v3: dict, pairs: tuple, proxy: dict[tuple[str, str],
         keep = np.isfinite(p) & np.isfinite(ref)
         rho = _rho(p, ref)
         rows.append({
-            "family": fam, "tag": tag, "lr": lr, "n_recipes": int(keep.sum()), "spearman": _num(rho),
+            "family": fam, "tag": tag, "lr": lr, "n_recipes": int(keep.sum()), "spearman": json_number(rho),
             "above_ceiling": None if ceiling is None or math.isnan(rho) else bool(rho > ceiling),
-            "pairwise_acc": _num(pairwise_accuracy(p[keep], ref[keep])),
-            "pairwise_acc_separated": None if sep is None else _num(_pair_accuracy(p, ref, i[sep], j[sep])),
+            "pairwise_acc": json_number(pairwise_accuracy(p[keep], ref[keep])),
+            "pairwise_acc_separated": None if sep is None else json_number(_pair_accuracy(p, ref, i[sep], j[sep])),
         })
     return rows
 
@@ -285,7 +285,7 @@ def _v1(refd: dict, ceiling_mean: float | None, th: Thresholds) -> dict:
     ratio = max(b / a for a, b in zip(grid, grid[1:])) if len(grid) > 1 else None
     # a recipe's optimum: its fitted one where the parabola places it, else its grid optimum
     optima = [r["fitted_opt"] or r["grid_opt"] for r in rows if r["fitted_opt"] or r["grid_opt"]]
-    fixed = [{"lr": lr, "spearman": _num(_rho(refd["means"][:, l], refd["tuned"]))} for l, lr in enumerate(grid)]
+    fixed = [{"lr": lr, "spearman": json_number(_rho(refd["means"][:, l], refd["tuned"]))} for l, lr in enumerate(grid)]
     picks = [r["grid_opt"] for r in rows if r["grid_opt"] is not None]
     # ties (with an additive recipe effect every LR ranks alike): the LR most recipes pick, then the lower
     scored = [row for row in fixed if row["spearman"] is not None]
@@ -350,11 +350,11 @@ def _v2_row(fam: str, lr: float, tags: list[str], df: pd.DataFrame, init: pd.Ser
     pairs, _ = _pairs(sorted(df["recipe"].unique()), means, m, th.z)
     row = {
         "family": fam, "lr": lr, "tag": tags[0] if tags else None, "tags": tags, "n_seeds": k,
-        "init_loss": _num(init_loss), "final_loss": _num(final), "loss_drop": _num(init_loss - final),
+        "init_loss": json_number(init_loss), "final_loss": json_number(final), "loss_drop": json_number(init_loss - final),
         "steps": steps, "lr_x_steps": lr * steps,
-        "recipe_spread": _num(float(np.nanstd(means, ddof=1)) if np.isfinite(means).sum() >= 2 else math.nan),
-        "seed_sd": _num(math.sqrt(_pooled_var(m))), "split_half": _num(split),
-        "reliability": _num(_spearman_brown(split, k)),
+        "recipe_spread": json_number(float(np.nanstd(means, ddof=1)) if np.isfinite(means).sum() >= 2 else math.nan),
+        "seed_sd": json_number(math.sqrt(_pooled_var(m))), "split_half": json_number(split),
+        "reliability": json_number(_spearman_brown(split, k)),
         "n_pairs": pairs["n_pairs"], "n_separated": pairs["n_separated"], "n_diverged": n_div,
     }
     row["reasons"] = _v2_reasons(row, len(df), th)
@@ -454,8 +454,8 @@ def _v4(refd: dict, proxy: dict[tuple[str, str], tuple[float, np.ndarray]], lrs:
             rho = _rho(_seed_mean(mats[t]), refd["tuned"])
             lo, hi = percentile_interval(boot[t] - boot[0])
             rows.append({"family": fam, "tag": tag, "lr_standard": lrs[fam]["standard"], "lr_tiny": lrs[fam][tag],
-                         "rho_standard": _num(rho_std), "rho_tiny": _num(rho), "delta": _num(rho - rho_std),
-                         "lo": _num(lo), "hi": _num(hi),
+                         "rho_standard": json_number(rho_std), "rho_tiny": json_number(rho), "delta": json_number(rho - rho_std),
+                         "lo": json_number(lo), "hi": json_number(hi),
                          "excludes_zero": None if math.isnan(lo) else bool(lo > 0 or hi < 0), "n_boot": n_boot})
     return rows
 
