@@ -1,11 +1,11 @@
-"""Benchmark: the C4, Gopher quality and Gopher repetition filters of proxyrank.filters against
+"""Benchmark: the C4, Gopher quality and Gopher repetition filters of proxyrank.curation.filters against
 datatrove 0.10.1's C4QualityFilter, GopherQualityFilter and GopherRepetitionFilter.
 
 Same pages, same thresholds (tfds's C4 constants: 3 sentences, 5 words a line; Gopher's
 published ones), all three families on each page in turn, as the curate stage runs them. Methods:
 
 * ours: `c4_clean`, `gopher_quality`, `gopher_repetition` with the defaults the study uses;
-* ours @REV (`--baseline REV`): proxyrank/filters.py as of a git revision, on the same pages;
+* ours @REV (`--baseline REV`): proxyrank/curation/filters.py as of a git revision, on the same pages;
 * datatrove, same tokens: datatrove's filters with proxyrank's `word_tokens` and
   `sentence_spans` injected as its tokenizer (so the ratio measures the rule code alone);
 * datatrove as shipped: its own English tokenizer (a blank spaCy pipeline + sentencizer since
@@ -16,7 +16,7 @@ the alphabetic-words rule (`alpha_words_of="tokens"`, end marks with "'"), reach
 verdict or keep different C4 text: a speed-up is only worth having if that stays 0.
 
 Pages: a seeded sample of data/crawl.parquet (the study's crawl) if it exists, else a crawl built
-by proxyrank.crawl from the Python docs shipped with Python (pydoc_data.topics). Timing: each
+by proxyrank.data.crawl from the Python docs shipped with Python (pydoc_data.topics). Timing: each
 method over all pages, in interleaved rounds, the fastest round kept; one process, one thread.
 
 datatrove is in the `test` extra (`pip install -e '.[test]'`). For the "as shipped" row, spaCy
@@ -44,7 +44,8 @@ import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from proxyrank import crawl, filters  # noqa: E402
+from proxyrank.data import crawl
+from proxyrank.curation import filters# noqa: E402
 
 CRAWL = ROOT / "data" / "crawl.parquet"
 SEED = 0
@@ -81,7 +82,7 @@ def load_pages(n: int) -> tuple[list[str], str]:
     p = crawl.CrawlParams(pages=n, domains=["code", "techdocs", "wiki"], spam=0.0, reference_share=0.0)
     texts = crawl.build(pool, p, SEED)[0].column("text").to_pylist()
     keep = np.sort(np.random.default_rng(SEED).choice(len(texts), min(n, len(texts)), replace=False))
-    return [texts[i] for i in keep], (f"a seeded sample of a crawl built by proxyrank.crawl (seed {SEED}, "
+    return [texts[i] for i in keep], (f"a seeded sample of a crawl built by proxyrank.data.crawl (seed {SEED}, "
                                       f"{n} pages + their copies, no spam) from the Python docs, standard "
                                       f"library sources and their docstrings; no data/crawl.parquet here")
 
@@ -120,7 +121,7 @@ def ours(module):
 
 
 def baseline(rev: str):
-    source = subprocess.run(["git", "show", f"{rev}:proxyrank/filters.py"], cwd=ROOT, check=True,
+    source = subprocess.run(["git", "show", f"{rev}:proxyrank/curation/filters.py"], cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout
     path = Path(os.environ.get("TMPDIR", "/tmp")) / f"filters_{rev.replace('/', '_')}.py"
     path.write_text(source)
@@ -188,7 +189,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pages", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--baseline", default=None, help="git revision of proxyrank/filters.py to time too")
+    ap.add_argument("--baseline", default=None, help="git revision of proxyrank/curation/filters.py to time too")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     texts, source = load_pages(args.pages)
@@ -217,7 +218,7 @@ def report(args, texts, source, best, differ, has_spacy) -> None:
 
     load = os.getloadavg()[0]
     cmd = "OMP_NUM_THREADS=1 .venv/bin/python bench/filters_bench.py " + " ".join(sys.argv[1:])
-    lines = ["# C4 + Gopher quality + Gopher repetition: proxyrank.filters vs datatrove", "",
+    lines = ["# C4 + Gopher quality + Gopher repetition: proxyrank.curation.filters vs datatrove", "",
              f"Command: `{('PYTHONPATH=<spaCy dir> ' if has_spacy else '') + cmd}`  ",
              f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
              f"datatrove {version('datatrove')}"

@@ -3,7 +3,7 @@
     python bench/gpu_check.py throughput --out DIR [--device cuda] [--preset gpt2-125m] [--compile]
     python bench/gpu_check.py summarize --out DIR --study STUDY_DIR --wall-s S [--gpu NAME]
 
-throughput: trains the GPT2-125M proxy with the study's own loop (proxyrank.train.train_run:
+throughput: trains the GPT2-125M proxy with the study's own loop (proxyrank.training.train.train_run:
 schedule, clipping, bf16 autocast, fused AdamW, optional torch.compile) on random tokens, twice
 (the first pays CUDA start-up, autotuning and compilation), and writes DIR/throughput.json with
 tokens/s, TFLOP/s and MFU as train.py computes them (6N + 12·L·d·T per token, dense bf16 peak).
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from proxyrank.config import TrainParams  # noqa: E402
 from proxyrank.files import write_json, write_text  # noqa: E402
-from proxyrank.train import RunSpec, train_run  # noqa: E402
+from proxyrank.training.train import RunSpec, train_run  # noqa: E402
 
 
 def throughput(out: Path, preset: str, device: str, vocab: int, seq_len: int, batch: int, grad_accum: int,
@@ -34,7 +34,7 @@ def throughput(out: Path, preset: str, device: str, vocab: int, seq_len: int, ba
     """Tokens/s and MFU of `preset` trained for `steps` steps on random tokens, `repeats` times."""
     import torch
 
-    from proxyrank.models import PRESETS
+    from proxyrank.training.models import PRESETS
 
     t = TrainParams(seq_len=seq_len, batch_size=batch, grad_accum=grad_accum, valid_tokens=seq_len + 1,
                     eval_points=1, device=device, compile=compile_, workers=1)

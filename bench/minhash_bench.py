@@ -1,7 +1,7 @@
-"""Benchmark: proxyrank.dedup's numpy MinHash-LSH vs datasketch's MinHash + MinHashLSH.
+"""Benchmark: proxyrank.curation.dedup's numpy MinHash-LSH vs datasketch's MinHash + MinHashLSH.
 
 Same documents, same normalised word 5-gram shingles, equal num_perm and threshold (the
-defaults of `proxyrank.dedup.MinHashParams`, or --num-perm / --bands / --threshold). Reports,
+defaults of `proxyrank.curation.dedup.MinHashParams`, or --num-perm / --bands / --threshold). Reports,
 per band of true Jaccard, the share of planted near-duplicate pairs each method flags (recall
 at and above the threshold, false positives below it), the precision of everything removed,
 docs/s with the ratio ours / datasketch measured in the same run, and peak memory (VmHWM of a
@@ -26,7 +26,7 @@ Jaccard against the document it was matched to.
 
 Methods: ours (workers=1 and 2), datasketch's MinHashLSH with the bands x rows it derives from
 the threshold, and the same + a check of the estimated Jaccard of its hash values;
-`--baseline REV` adds proxyrank/dedup.py as of git revision REV (e.g. the estimate-verified
+`--baseline REV` adds proxyrank/curation/dedup.py as of git revision REV (e.g. the estimate-verified
 version before exact verification) on the same documents, with that revision's default bands.
 
 datasketch is not a dependency of the package; install it into the venv for this benchmark
@@ -140,7 +140,7 @@ def _background(n: int, rng: random.Random) -> tuple[list[str], str]:
 
 
 def build_corpus(n_docs: int, pairs: int, k: int) -> dict:
-    from proxyrank.dedup import words
+    from proxyrank.curation.dedup import words
 
     rng = random.Random(SEED)
     fresh = _FreshWords()
@@ -168,14 +168,14 @@ def build_corpus(n_docs: int, pairs: int, k: int) -> dict:
 # ------------------------------------------------------------------------------------ methods
 
 def _params(spec: dict):
-    from proxyrank.dedup import MinHashParams
+    from proxyrank.curation.dedup import MinHashParams
 
     return MinHashParams(**spec)
 
 
 def run_ours(texts: list[str], workers: int, spec: dict, module=None) -> dict:
     if module is None:
-        from proxyrank import dedup as module
+        from proxyrank.curation import dedup as module
         p = module.MinHashParams(**spec)
     else:  # the baseline as the study ran it: its own bands, at the same num_perm and threshold
         p = module.MinHashParams(num_perm=spec["num_perm"], threshold=spec["threshold"])
@@ -190,7 +190,7 @@ def run_ours(texts: list[str], workers: int, spec: dict, module=None) -> dict:
 def run_datasketch(texts: list[str], verify: bool, spec: dict) -> dict:
     from datasketch import MinHash, MinHashLSH
 
-    from proxyrank.dedup import words
+    from proxyrank.curation.dedup import words
 
     p = _params(spec)
     k = p.shingle
@@ -255,7 +255,7 @@ def child(method: str, data: str, out: str) -> None:
         d = pickle.load(f)
     import datasketch  # noqa: F401  (imports are not the methods' memory: keep them out of the delta)
 
-    import proxyrank.dedup  # noqa: F401
+    import proxyrank.curation.dedup  # noqa: F401
 
     base = _vm_hwm_kb()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -275,7 +275,7 @@ def child(method: str, data: str, out: str) -> None:
 
 def score(corpus: dict, matched: dict[int, int], p) -> dict:
     """Per Jaccard band: planted copies flagged / planted; and the precision of all removals."""
-    from proxyrank.dedup import words
+    from proxyrank.curation.dedup import words
 
     texts, planted = corpus["texts"], corpus["planted"]
     flagged = [[0, 0] for _ in BANDS]
@@ -306,7 +306,7 @@ def score(corpus: dict, matched: dict[int, int], p) -> dict:
 # ------------------------------------------------------------------------------------ main
 
 def main() -> None:
-    from proxyrank.dedup import MinHashParams
+    from proxyrank.curation.dedup import MinHashParams
 
     d = MinHashParams()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -316,7 +316,7 @@ def main() -> None:
     ap.add_argument("--bands", type=int, default=d.bands)
     ap.add_argument("--threshold", type=float, default=d.threshold)
     ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the fastest counts")
-    ap.add_argument("--baseline", metavar="REV", help="also run proxyrank/dedup.py as of this git revision")
+    ap.add_argument("--baseline", metavar="REV", help="also run proxyrank/curation/dedup.py as of this git revision")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "minhash.md"))
     ap.add_argument("--child", nargs=3, metavar=("METHOD", "DATA", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -343,7 +343,7 @@ def main() -> None:
         baseline = None
         if args.baseline:
             baseline = str(Path(tmp) / "dedup_baseline.py")
-            src = subprocess.run(["git", "show", f"{args.baseline}:proxyrank/dedup.py"], cwd=ROOT,
+            src = subprocess.run(["git", "show", f"{args.baseline}:proxyrank/curation/dedup.py"], cwd=ROOT,
                                  check=True, capture_output=True, text=True).stdout
             Path(baseline).write_text(src)
             methods.append(f"ours @{args.baseline}")
@@ -402,12 +402,12 @@ def _command(args) -> str:
 
 
 def write_report(args, corpus, n_words, results, p, ds_version, load0, load1):
-    from proxyrank.dedup import candidate_probability, detection_probability
+    from proxyrank.curation.dedup import candidate_probability, detection_probability
 
     n = len(corpus["texts"])
     ds, o1 = results["datasketch"], results["ours, workers=1"]
     names = list(results)
-    L = ["# MinHash-LSH near-dedup: proxyrank.dedup vs datasketch", ""]
+    L = ["# MinHash-LSH near-dedup: proxyrank.curation.dedup vs datasketch", ""]
     L.append(f"Command: `{_command(args)}`  ")
     L.append(f"Machine: {os.cpu_count()} cores ({_cpu()}), Python {platform.python_version()}, "
              f"numpy {np_version()}, datasketch {ds_version}; shared with other jobs, load average "

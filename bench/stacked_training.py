@@ -64,8 +64,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from proxyrank.config import TrainParams  # noqa: E402
-from proxyrank.models import PRESETS, build_config, build_model, count_params, train_flops  # noqa: E402
-from proxyrank.train import (RunSpec, _autocast, _device, _peak_flops, distributed, eval_points,  # noqa: E402
+from proxyrank.training.models import PRESETS, build_config, build_model, count_params, train_flops  # noqa: E402
+from proxyrank.training.train import (RunSpec, _autocast, _device, _peak_flops, distributed, eval_points,  # noqa: E402
                              lr_at, train_run)
 
 FAMILIES = ("gpt2", "pythia", "opt")

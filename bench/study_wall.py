@@ -27,15 +27,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from proxyrank import timings  # noqa: E402
+from proxyrank import timings# noqa: E402
 
 RUN = """
 import sys
 from pathlib import Path
-from proxyrank import tokens
+from proxyrank.data import tokens
 from proxyrank.cli import RECIPES, TOKENIZER, TOKENS
 from proxyrank.config import load_params
-from proxyrank.train import run_all, run_specs
+from proxyrank.training.train import run_all, run_specs
 recipe, index, workers, tmp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
 p = load_params()
 specs = run_specs(p, recipe, "proxy")
@@ -92,7 +92,7 @@ def _timed(args: list[str]) -> float:
 
 def granularity(recipe: str) -> list[str]:
     from proxyrank.config import load_params
-    from proxyrank.train import run_specs
+    from proxyrank.training.train import run_specs
 
     n = len(run_specs(load_params(ROOT / "params.yaml"), recipe, "proxy"))
     stage = _timed([recipe, "-1", "2"])

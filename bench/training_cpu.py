@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from proxyrank.config import TrainParams
-from proxyrank.models import build_model
-from proxyrank.train import RunSpec, train_run
+from proxyrank.training.models import build_model
+from proxyrank.training.train import RunSpec, train_run
 
 VOCAB, SEQ, BATCH = 1024, 128, 8
 

@@ -28,8 +28,8 @@ def stage_check(p, path="params.yaml"):
     `dvc repro`, which removes a stage's outputs before the stage can refuse bad params. The file
     given is checked whole: its keys against dvc.yaml's stages, and every ladder rung it declares."""
     from proxyrank.config import missing_stage_params
-    from proxyrank.ladder import rung_params
-    from proxyrank.train import run_specs
+    from proxyrank.tools.ladder import rung_params
+    from proxyrank.training.train import run_specs
 
     missing = missing_stage_params(path)
     if missing:
@@ -43,20 +43,20 @@ def stage_check(p, path="params.yaml"):
 
 
 def stage_fetch(p, _):
-    from proxyrank.corpus import fetch, load_sources
+    from proxyrank.data.corpus import fetch, load_sources
 
     fetch(load_sources(p.corpus.manifest), p.corpus.sources, RAW, p.corpus.allow_missing)
 
 
 def stage_extract(p, _):
-    from proxyrank.corpus import extract, load_sources
+    from proxyrank.data.corpus import extract, load_sources
 
     extract(load_sources(p.corpus.manifest), p.corpus.sources, RAW, DOCS, p.corpus.allow_missing,
             p.train.workers)
 
 
 def stage_split(p, _):
-    from proxyrank.corpus import read_docs, split
+    from proxyrank.data.corpus import read_docs, split
     from proxyrank.files import write_json
 
     docs = read_docs(DOCS.glob("*.parquet"))
@@ -68,9 +68,9 @@ def stage_split(p, _):
 def stage_tokenizer(p, _):
     import pyarrow.parquet as pq
 
-    from proxyrank import tokens
+    from proxyrank.data import tokens
     from proxyrank.config import GPT2_SOURCE
-    from proxyrank.corpus import load_sources
+    from proxyrank.data.corpus import load_sources
     from proxyrank.files import atomic_dir
 
     with atomic_dir(TOKENIZER) as tmp:
@@ -88,7 +88,7 @@ def stage_tokenizer(p, _):
 def stage_crawl(p, _):
     import pyarrow.parquet as pq
 
-    from proxyrank import crawl
+    from proxyrank.data import crawl
     from proxyrank.files import atomic_path, write_json
 
     if not p.uses_crawl:  # the stage still runs (the graph is static); nothing to build
@@ -106,8 +106,8 @@ def stage_curate(p, _):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from proxyrank import recipes
-    from proxyrank.crawl import is_reference
+    from proxyrank.curation import recipes
+    from proxyrank.data.crawl import is_reference
     from proxyrank.files import atomic_dir, write_json
 
     if not p.uses_crawl:
@@ -135,7 +135,7 @@ def stage_curate(p, _):
 def stage_tokens(p, _):
     import pyarrow.parquet as pq
 
-    from proxyrank import tokens
+    from proxyrank.data import tokens
     from proxyrank.files import atomic_dir, write_json
 
     tok = tokens.load(TOKENIZER)
@@ -167,7 +167,8 @@ def _recipe_docs(recipe):
 def stage_recipe(p, name):
     import numpy as np
 
-    from proxyrank import recipes, tokens
+    from proxyrank.curation import recipes
+    from proxyrank.data import tokens
     from proxyrank.files import atomic_dir, write_json
 
     recipe = p.recipe(name)
@@ -183,9 +184,9 @@ def stage_recipe(p, name):
 
 
 def _train(p, name, role):
-    from proxyrank import tokens
+    from proxyrank.data import tokens
     from proxyrank.files import atomic_dir
-    from proxyrank.train import distributed, run_all, run_specs
+    from proxyrank.training.train import distributed, run_all, run_specs
 
     p.recipe(name)
     vocab = tokens.load(TOKENIZER).get_vocab_size()
@@ -210,8 +211,8 @@ def stage_references(p, name):
 
 def stage_alignment(p, _):
     """The zero-training proxy: each recipe's gradient against the validation gradient (alignment.py)."""
-    from proxyrank import tokens
-    from proxyrank.alignment import scores
+    from proxyrank.data import tokens
+    from proxyrank.analysis.alignment import scores
     from proxyrank.files import atomic_path
 
     table = scores(p, p.alignment, {r: RECIPES / r / "train.npy" for r in p.recipes},
@@ -225,7 +226,7 @@ def stage_alignment(p, _):
 def stage_theory(p, _):
     """The random-feature theorem simulated (theory.py): agreement with the optimal order vs LR and width."""
     from proxyrank.files import atomic_path, write_json
-    from proxyrank.theory import study
+    from proxyrank.analysis.theory import study
 
     table, summaries = study(p.theory, p.train.workers)
     with atomic_path(REPORTS / "theory.csv") as tmp:
@@ -239,7 +240,7 @@ def stage_theory(p, _):
 
 
 def stage_collect(p, _):
-    from proxyrank.report import collect
+    from proxyrank.reporting.report import collect
 
     collect(p, RUNS, REPORTS / "runs.csv", REPORTS / "curves.csv")
 
@@ -250,8 +251,8 @@ def stage_metrics(p, _):
     import pandas as pd
 
     from proxyrank.files import write_json
-    from proxyrank.metrics import analyze
-    from proxyrank.validity import Thresholds, validity
+    from proxyrank.analysis.metrics import analyze
+    from proxyrank.analysis.validity import Thresholds, validity
 
     runs, curves = pd.read_csv(REPORTS / "runs.csv"), pd.read_csv(REPORTS / "curves.csv")
     a = p.analysis
@@ -268,13 +269,13 @@ def stage_metrics(p, _):
 
 
 def stage_figures(p, _):
-    from proxyrank.figures import figures
+    from proxyrank.reporting.figures import figures
 
     figures(p, REPORTS)
 
 
 def stage_report(p, _):
-    from proxyrank.report import write_report
+    from proxyrank.reporting.report import write_report
 
     write_report(p, REPORTS)
 
@@ -311,7 +312,7 @@ def command_plan(argv) -> int:
     args = parser.parse_args(argv)
 
     def plan():
-        from proxyrank import plan
+        from proxyrank.tools import plan
         from proxyrank.files import write_json
 
         p = load_params(args.params)
@@ -340,7 +341,7 @@ def command_gpus(argv) -> int:
     args = parser.parse_args(argv)
 
     def gpus():
-        from proxyrank.scale import run_gpus, visible_gpus
+        from proxyrank.tools.scale import run_gpus, visible_gpus
 
         p = load_params(args.params)
         run_gpus(p, _names(args.gpus) if args.gpus else visible_gpus(),
@@ -373,7 +374,7 @@ def command_slurm(argv) -> int:
     args = parser.parse_args(argv)
 
     def slurm():
-        from proxyrank.scale import write_slurm
+        from proxyrank.tools.scale import write_slurm
 
         p = load_params(args.params)
         done = write_slurm(p, Path(args.out), args.tasks, gpus_per_task=args.gpus_per_task,
@@ -402,7 +403,7 @@ def command_lock(argv) -> int:
     args = parser.parse_args(argv)
 
     def lock():
-        from proxyrank.scale import export_state, merge_state
+        from proxyrank.tools.scale import export_state, merge_state
 
         if args.action == "export":
             export_state(Path(args.dir))
@@ -421,7 +422,7 @@ def command_ladder(argv) -> int:
     args = parser.parse_args(argv)
 
     def ladder():
-        from proxyrank.ladder import run_ladder
+        from proxyrank.tools.ladder import run_ladder
 
         skipped = run_ladder(load_params(args.params).ladder, args.rungs, Path(args.params), dry_run=args.dry_run)
         if skipped:
@@ -443,7 +444,7 @@ def command_rank(argv) -> int:
     args = parser.parse_args(argv)
 
     def rank():
-        from proxyrank import candidates
+        from proxyrank.tools import candidates
 
         stem = Path(args.candidates).stem
         candidates.rank(Path(args.candidates), load_params(args.params), args.params, TOKENIZER, TOKENS / "valid",
@@ -472,7 +473,7 @@ def command_score(argv) -> int:
     args = parser.parse_args(argv)
 
     def score():
-        from proxyrank.score import run_score
+        from proxyrank.tools.score import run_score
 
         out = Path(args.out or REPORTS / "score" / Path(args.table).stem)
         run_score(Path(args.table), args.small, args.large, out, recipe=args.recipe,

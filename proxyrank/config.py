@@ -16,13 +16,13 @@ from pathlib import Path
 
 import yaml
 
-from proxyrank.alignment import AlignmentParams
-from proxyrank.crawl import CrawlParams
-from proxyrank.dedup import MinHashParams
+from proxyrank.analysis.alignment import AlignmentParams
+from proxyrank.data.crawl import CrawlParams
+from proxyrank.curation.dedup import MinHashParams
 from proxyrank.files import load_yaml
-from proxyrank.filters import C4Rules, GopherQuality, GopherRepetition
-from proxyrank.quality import ClassifierParams, PerplexityParams
-from proxyrank.theory import TheoryParams
+from proxyrank.curation.filters import C4Rules, GopherQuality, GopherRepetition
+from proxyrank.curation.quality import ClassifierParams, PerplexityParams
+from proxyrank.analysis.theory import TheoryParams
 
 
 class ParamsError(ValueError):
@@ -56,7 +56,7 @@ ANALYSIS_MEMORY = 8 * 2**30
 class CorpusParams:
     sources: list[str]
     allow_missing: bool = False
-    manifest: str = "proxyrank/sources.yaml"
+    manifest: str = "proxyrank/data/sources.yaml"
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class ValidityParams:
-    """Thresholds of the checks that say whether a run can test the claim (proxyrank/validity.py)."""
+    """Thresholds of the checks that say whether a run can test the claim (proxyrank/analysis/validity.py)."""
     max_grid_ratio: float = 2.0  # V1: neighbouring reference LRs at most this far apart
     min_ref_seeds: int = 2  # V1 / V3: reference seeds needed
     min_resolved_share: float = 0.8  # V1: share of recipes whose reference optimum is resolved
@@ -163,7 +163,7 @@ class AnalysisParams:
 
 @dataclass(frozen=True)
 class Rung:
-    """One rung of the scale ladder (proxyrank/ladder.py): a params file with some keys overridden."""
+    """One rung of the scale ladder (proxyrank/tools/ladder.py): a params file with some keys overridden."""
     profile: str = ""  # the params file to start from; empty: the file that declares the ladder
     set: dict[str, typing.Any] = field(default_factory=dict)  # dotted key -> value, e.g. train.proxy_tokens
     gpu: bool = False  # needs CUDA: skipped, and reported as not measured, on a machine without
@@ -293,7 +293,7 @@ def _positive(value: float, key: str) -> None:
 
 
 def _check_model(spec: ModelSpec, key: str) -> None:
-    from proxyrank.models import PRESETS
+    from proxyrank.training.models import PRESETS
 
     if spec.family not in FAMILIES:
         raise ParamsError(f"{key}.family: unknown family {spec.family!r}; allowed: {', '.join(FAMILIES)}")
@@ -389,7 +389,7 @@ def _check_curation(p: Params, domains: set[str]) -> None:
 
 def validate(p: Params) -> Params:
     """Cross-field checks that types alone cannot express."""
-    from proxyrank.corpus import load_sources, source_domains
+    from proxyrank.data.corpus import load_sources, source_domains
 
     try:
         sources = load_sources(p.corpus.manifest)

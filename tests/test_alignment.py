@@ -8,11 +8,12 @@ import pytest
 import torch
 import yaml
 
-from proxyrank import models, timings
-from proxyrank.alignment import (AlignmentParams, flat_grad, proxy_batches, scores, state_scores,
+from proxyrank import timings
+from proxyrank.training import models
+from proxyrank.analysis.alignment import (AlignmentParams, flat_grad, proxy_batches, scores, state_scores,
                                  valid_windows)
 from proxyrank.config import TrainParams, parse_params
-from proxyrank.train import evaluate, run_specs, train_run
+from proxyrank.training.train import evaluate, run_specs, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB, SEQ = 64, 16
@@ -39,7 +40,7 @@ def _save(folder, arrays):
 def _params(presets=NANO):
     """The smoke profile with nano proxies of `presets` on tiny token arrays."""
     params_dict = yaml.safe_load((ROOT / "profiles" / "smoke.yaml").read_text())
-    params_dict["corpus"]["manifest"] = str(ROOT / "proxyrank" / "sources.yaml")
+    params_dict["corpus"]["manifest"] = str(ROOT / "proxyrank" / "data" / "sources.yaml")
     params_dict["proxies"] = [{"family": models.PRESETS[p].family, "preset": p, "lrs": [3e-3, 1e-5], "seeds": [0]}
                               for p in presets]
     params_dict["analysis"]["standard_lr"] = {models.PRESETS[p].family: 3e-3 for p in presets}

@@ -21,8 +21,8 @@ import zstandard
 from pictures import assert_picture, record_figures
 from test_hub import _offline
 
-from proxyrank import candidates as cand
-from proxyrank import tokens
+from proxyrank.tools import candidates as cand
+from proxyrank.data import tokens
 from proxyrank.cli import main
 from proxyrank.config import ParamsError, load_params
 
@@ -79,7 +79,7 @@ def project(corpus, tmp_path, monkeypatch):
     """A working directory with the study's params (the smoke profile, nano proxies) and tokenizer, offline."""
     _offline(monkeypatch)
     params_dict = yaml.safe_load((ROOT / "profiles" / "smoke.yaml").read_text())
-    params_dict["corpus"]["manifest"] = str(ROOT / "proxyrank" / "sources.yaml")  # read, never fetched
+    params_dict["corpus"]["manifest"] = str(ROOT / "proxyrank" / "data" / "sources.yaml")  # read, never fetched
     params_dict["proxies"] = [{"family": "gpt2", "preset": "gpt2-nano", "lrs": [1e-2, 1e-5], "seeds": [0]},
                               {"family": "opt", "preset": "opt-nano", "lrs": [1e-2, 1e-5], "seeds": [0]}]
     params_dict["analysis"] = {"standard_lr": {"gpt2": 1e-2, "opt": 1e-2}, "tiny_lr": 1e-5, "n_boot": 200}

@@ -239,19 +239,19 @@ def _read_params(path):
 
 def _read_profile_of_a_rung(path):
     from proxyrank.config import Rung
-    from proxyrank.ladder import rung_params
+    from proxyrank.tools.ladder import rung_params
 
     rung_params("r", Rung(profile=str(path)), path)
 
 
 def _read_manifest(path):
-    from proxyrank.corpus import load_sources
+    from proxyrank.data.corpus import load_sources
 
     load_sources(path)
 
 
 def _read_candidates(path):
-    from proxyrank.candidates import load_candidates
+    from proxyrank.tools.candidates import load_candidates
 
     load_candidates(path, None)
 
@@ -263,7 +263,7 @@ def _read_dvc_yaml(path):
 
 
 def _read_dvc_lock(path):
-    from proxyrank.scale import _read_lock
+    from proxyrank.tools.scale import _read_lock
 
     _read_lock(path)
 
@@ -348,7 +348,7 @@ def test_check_reads_the_file_it_is_given(tmp_path, params_dict, monkeypatch, ca
 
 def test_rank_refuses_an_empty_jsonl_naming_it(tmp_path, params_dict):
     """datasets' json reader says only `StopIteration` for a file without rows."""
-    from proxyrank.candidates import load_candidates
+    from proxyrank.tools.candidates import load_candidates
 
     (tmp_path / "empty.jsonl").write_text("")
     (tmp_path / "real.jsonl").write_text('{"text": "a line of text"}\n')
@@ -362,8 +362,8 @@ def test_rank_refuses_an_empty_jsonl_naming_it(tmp_path, params_dict):
 def test_hub_names_a_compressed_file_without_rows(tmp_path):
     import gzip
 
-    from proxyrank.corpus import FetchError, Source
-    from proxyrank.hub import _open
+    from proxyrank.data.corpus import FetchError, Source
+    from proxyrank.data.hub import _open
 
     with gzip.open(tmp_path / "empty.jsonl.gz", "wb") as f:
         f.write(b"")

@@ -7,9 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from proxyrank import corpus
-from proxyrank.corpus import FetchError, fetch, load_sources, read_docs, split
-from proxyrank.dedup import MinHashParams
+from proxyrank.data import corpus
+from proxyrank.data.corpus import FetchError, fetch, load_sources, read_docs, split
+from proxyrank.curation.dedup import MinHashParams
 
 NEAR = MinHashParams()
 

@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 from pydoc_data.topics import topics
 
-from proxyrank.crawl import CrawlParams, build, empty, is_reference
+from proxyrank.data.crawl import CrawlParams, build, empty, is_reference
 
 
 def _pool() -> pa.Table:

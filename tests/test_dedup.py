@@ -8,7 +8,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from proxyrank.dedup import (
+from proxyrank.curation.dedup import (
     MinHashParams,
     candidate_probability,
     contaminated,
@@ -264,7 +264,7 @@ def test_near_duplicates_catches_reformatted_copies_and_keeps_first():
 
 
 def test_ascii_fast_path_and_regex_normalisation_agree():
-    from proxyrank.dedup import _normalise
+    from proxyrank.curation.dedup import _normalise
 
     texts = ["Hello, World!  It's 2024_05: a-b c\td\ne", "Café, NAÏVE résumé; über x_y 3.14",
              "", "!!!", "One two", "ünï", "A\u00a0non-breaking\u2009space and ﬁ ligature Straße",
@@ -281,15 +281,15 @@ def test_ascii_fast_path_and_regex_normalisation_agree():
 def test_non_ascii_breaks_are_the_regex_breaks():
     """The hashing path replaces only non-ASCII non-word characters and leaves ASCII to the byte
     table: every non-ASCII character must be a break there iff text_key's regex breaks on it."""
-    from proxyrank.corpus import _NON_WORD
-    from proxyrank.dedup import _NON_ASCII_BREAK
+    from proxyrank.data.corpus import _NON_WORD
+    from proxyrank.curation.dedup import _NON_ASCII_BREAK
 
     chars = [chr(c) for c in range(0x80, 0x30000) if not 0xD800 <= c < 0xE000]
     assert [bool(_NON_WORD.match(c)) for c in chars] == [bool(_NON_ASCII_BREAK.match(c)) for c in chars]
 
 
 def test_same_mask_and_signatures_for_any_workers(planted, monkeypatch):
-    from proxyrank import dedup
+    from proxyrank.curation import dedup
 
     texts, _, _ = planted
     texts = texts[:400]

@@ -1,4 +1,4 @@
-"""Parsers in proxyrank.extract, run on tiny archives built here in the real
+"""Parsers in proxyrank.data.extract, run on tiny archives built here in the real
 formats (ar .deb with data.tar.xz, wheel zip, .tar.gz), so no network is needed."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from proxyrank.extract import PARSERS, Doc
+from proxyrank.data.extract import PARSERS, Doc
 
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 

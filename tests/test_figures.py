@@ -1,4 +1,4 @@
-"""Every figure of the study (proxyrank.figures) from a small synthetic reports folder with planted
+"""Every figure of the study (proxyrank.reporting.figures) from a small synthetic reports folder with planted
 effects: each family's own best-loss LR (not the one in params.yaml), reference optima that differ
 between recipe groups, step-0 curve points, and theory runs that diverge at a large LR."""
 from __future__ import annotations
@@ -15,11 +15,11 @@ import yaml
 from matplotlib.collections import PathCollection
 from matplotlib.colors import to_rgba
 
-from proxyrank import figures as fg
+from proxyrank.reporting import figures as fg
 from proxyrank.config import parse_params
 from proxyrank.files import write_json
-from proxyrank.metrics import analyze
-from proxyrank.theory import TheoryParams, study
+from proxyrank.analysis.metrics import analyze
+from proxyrank.analysis.theory import TheoryParams, study
 from pictures import assert_picture, record_figures
 
 GRID = [1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5]  # holds standard/30 and /300 for both planted optima

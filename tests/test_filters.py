@@ -1,4 +1,4 @@
-"""The published web-text heuristics in proxyrank.filters, rule by rule: crafted pages
+"""The published web-text heuristics in proxyrank.curation.filters, rule by rule: crafted pages
 that each rule must remove (with the rule's exact name) and pages it must keep."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from proxyrank.filters import (
+from proxyrank.curation.filters import (
     C4_LINE_RULES,
     C4_RULES,
     GOPHER_QUALITY_RULES,
@@ -613,7 +613,7 @@ def test_removals_by_damage_counts_each_rule_by_kind_and_flags_clean_losses():
 
 
 def test_curate_summary_counts_rule_removals_by_the_crawls_damage():
-    from proxyrank.recipes import DAMAGE_COLUMNS, damage_masks
+    from proxyrank.curation.recipes import DAMAGE_COLUMNS, damage_masks
 
     crawl = pa.table({"kind": ["page", "page", "spam", "templated", "page"],
                       "boilerplate": [False, True, False, False, False],
@@ -677,8 +677,8 @@ def _dt_rule(result):
 
 
 def _crawl_pages(corpus_dir, pages: int) -> list[str]:
-    """Crawl pages made by proxyrank.crawl from the test corpus (real docs, docstrings, code)."""
-    from proxyrank.crawl import CrawlParams, build
+    """Crawl pages made by proxyrank.data.crawl from the test corpus (real docs, docstrings, code)."""
+    from proxyrank.data.crawl import CrawlParams, build
 
     rows = []
     for domain in ("code", "techdocs", "wiki"):

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from proxyrank import hub
-from proxyrank.corpus import (
+from proxyrank.data import hub
+from proxyrank.data.corpus import (
     FetchError,
     extract,
     fetch,

@@ -5,9 +5,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from proxyrank import timings, train
+from proxyrank import timings
+from proxyrank.training import train
 from proxyrank.config import ParamsError, Rung, parse_params
-from proxyrank.ladder import COLUMNS, merge, rung_params, run_ladder, train_hours
+from proxyrank.tools.ladder import COLUMNS, merge, rung_params, run_ladder, train_hours
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from proxyrank.metrics import (
+from proxyrank.analysis.metrics import (
     analyze,
     bootstrap_ci,
     cheapest,

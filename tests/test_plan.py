@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from proxyrank import plan
+from proxyrank.tools import plan
 from proxyrank.config import ParamsError, load_params, missing_stage_params, parse_params
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from proxyrank.quality import (
+from proxyrank.curation.quality import (
     ClassifierParams,
     NgramLM,
     PerplexityParams,

@@ -4,11 +4,11 @@ import pyarrow as pa
 import pytest
 from pydoc_data.topics import topics
 
-from proxyrank import tokens
+from proxyrank.data import tokens
 from proxyrank.config import CurationParams, Recipe
-from proxyrank.corpus import text_key
-from proxyrank.dedup import MinHashParams, minhash_signatures
-from proxyrank.recipes import RecipeError, build, domain_weights
+from proxyrank.data.corpus import text_key
+from proxyrank.curation.dedup import MinHashParams, minhash_signatures
+from proxyrank.curation.recipes import RecipeError, build, domain_weights
 
 # real prose, one copy of each paragraph (the docs repeat some)
 TEXTS = list({text_key(p): p for _, v in sorted(topics.items()) for p in v.split("\n\n") if len(p) > 300}.values())
@@ -117,7 +117,7 @@ def test_filters_need_an_annotated_source(tok):
 def test_annotate_flags_validation_copies_and_scores_every_page():
     """The curate stage's annotations on a small crawl: a lightly edited copy of a validation text
     is flagged, rule verdicts and buckets are per page, signatures cover every page."""
-    from proxyrank.recipes import annotate
+    from proxyrank.curation.recipes import annotate
 
     valid = TEXTS[:5]
     pages = [TEXTS[5 + i % 60] for i in range(120)] + [valid[0].replace(" the ", " a ", 1)]

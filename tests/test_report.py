@@ -8,11 +8,11 @@ import pytest
 
 from proxyrank.config import parse_params
 from proxyrank.files import write_json
-from proxyrank.metrics import analyze
-from proxyrank.figures import figures
-from proxyrank.report import collect, write_report
-from proxyrank.theory import study
-from proxyrank.validity import Thresholds, validity
+from proxyrank.analysis.metrics import analyze
+from proxyrank.reporting.figures import figures
+from proxyrank.reporting.report import collect, write_report
+from proxyrank.analysis.theory import study
+from proxyrank.analysis.validity import Thresholds, validity
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def test_collect_keeps_timings_out_of_the_tables(tmp_path, params_dict, capsys):
 def test_report_shows_what_each_rule_removed_by_damage(reports):
     """The curation-precision table comes from curate.json's `removed_by_damage`: every rule that
     removed a page, clean pages with their share, and a flag past 5% of the clean pages."""
-    from proxyrank.filters import removals_by_damage
+    from proxyrank.curation.filters import removals_by_damage
 
     p, folder = reports
     clean = np.array([True] * 40 + [False] * 10)

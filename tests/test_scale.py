@@ -13,7 +13,7 @@ import yaml
 
 from conftest import ROOT, smoke_params
 from proxyrank.config import ParamsError, parse_params
-from proxyrank.scale import export_state, merge_state, pipeline, shared_remote, shares
+from proxyrank.tools.scale import export_state, merge_state, pipeline, shared_remote, shares
 from test_pipeline import _sh, make_study
 
 RECIPES = ["mix-natural", "mix-uniform", "mix-code"]

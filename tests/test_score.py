@@ -1,4 +1,4 @@
-"""`proxyrank score`: a two-scale results table scored with the study's statistics (proxyrank/score.py).
+"""`proxyrank score`: a two-scale results table scored with the study's statistics (proxyrank/tools/score.py).
 
 The reference numbers are DCLM's public Core scores (tests/data/dclm_core.csv, MIT licence, see
 tests/data/dclm_core.NOTICE.md), whose exact rank statistics are worked out by hand in the issue.
@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from proxyrank import metrics
+from proxyrank.analysis import metrics
 from proxyrank.cli import main
-from proxyrank.score import load, random_regret, regret_curve, score
+from proxyrank.tools.score import load, random_regret, regret_curve, score
 
 DCLM = Path(__file__).parent / "data" / "dclm_core.csv"
 ROOT = Path(__file__).resolve().parents[1]

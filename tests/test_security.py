@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from proxyrank.config import ParamsError
-from proxyrank.corpus import ChecksumError, fetch, load_sources
+from proxyrank.data.corpus import ChecksumError, fetch, load_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "proxyrank"
@@ -308,7 +308,7 @@ def test_a_hostile_job_state_is_refused_and_nothing_is_written(tmp_path, attack)
     """lock merge copies only the declared `cache: false` outputs of the merged stages; a file
     aimed at the package or .git, a symlink out of the state, or a stage name that climbs out of
     reports/ is refused by name, and the workspace is left exactly as it was."""
-    from proxyrank.scale import merge_state
+    from proxyrank.tools.scale import merge_state
 
     root = _merge_workspace(tmp_path)
     outside = tmp_path / "outside"
@@ -345,7 +345,7 @@ def test_a_hostile_job_state_is_refused_and_nothing_is_written(tmp_path, attack)
 
 def test_a_symlink_in_the_workspace_is_not_written_through(tmp_path):
     """reports/ pointing elsewhere would carry the merged file out of the workspace: refused."""
-    from proxyrank.scale import merge_state
+    from proxyrank.tools.scale import merge_state
 
     root = _merge_workspace(tmp_path)
     outside = tmp_path / "outside"

@@ -1,4 +1,4 @@
-"""The random-feature simulation of the ranking theorem (proxyrank.theory)."""
+"""The random-feature simulation of the ranking theorem (proxyrank.analysis.theory)."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from proxyrank import theory
+from proxyrank.analysis import theory
 from proxyrank.config import ParamsError, _build
-from proxyrank.metrics import spearman
-from proxyrank.theory import TheoryParams
+from proxyrank.analysis.metrics import spearman
+from proxyrank.analysis.theory import TheoryParams
 
 # Small enough for seconds, large enough that the smallest LR converges (lr_frac * steps = 120).
 TEST = TheoryParams(n_recipes=6, widths=[16, 512], lr_fracs=[0.03, 0.3, 2.0], steps=4000,

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from proxyrank import tokens
+from proxyrank.data import tokens
 
 
 def test_bpe_trains_offline_and_round_trips(tmp_path):

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-import proxyrank.models
+import proxyrank.training.models
 from proxyrank.config import TrainParams
-from proxyrank.models import PRESETS, Preset, build_config, param_count
+from proxyrank.training.models import PRESETS, Preset, build_config, param_count
 from proxyrank import timings
-from proxyrank.train import TIMING_KEYS, RunSpec, eval_points, lr_at, run_all, train_run
+from proxyrank.training.train import TIMING_KEYS, RunSpec, eval_points, lr_at, run_all, train_run
 
 
 @pytest.mark.parametrize("preset,vocab,seq,expected", [
@@ -143,7 +143,7 @@ RUN_ALL = """
 import sys, numpy as np, torch
 from pathlib import Path
 from proxyrank.config import TrainParams
-from proxyrank.train import RunSpec, run_all
+from proxyrank.training.train import RunSpec, run_all
 torch.set_num_threads(1)
 d = Path(sys.argv[1])
 t = TrainParams(seq_len=32, batch_size={batch}, eval_points={points}, workers=1)
@@ -311,8 +311,8 @@ def _edit(monkeypatch, tmp_path, change: str) -> None:
         monkeypatch.setitem(PRESETS, "gpt2-nano", dataclasses.replace(PRESETS["gpt2-nano"], ffn=64))
     elif change == "models.py":
         edited = tmp_path / "models.py"
-        edited.write_text(Path(proxyrank.models.__file__).read_text() + "# an edit\n")
-        monkeypatch.setattr(proxyrank.models, "__file__", str(edited))
+        edited.write_text(Path(proxyrank.training.models.__file__).read_text() + "# an edit\n")
+        monkeypatch.setattr(proxyrank.training.models, "__file__", str(edited))
     else:
         monkeypatch.setattr(sys.modules[change], "__version__", "0.0.1")  # transformers swaps its module
 

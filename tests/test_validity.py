@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from proxyrank.metrics import spearman
-from proxyrank.validity import Thresholds, _rowwise_spearman, validity
+from proxyrank.analysis.metrics import spearman
+from proxyrank.analysis.validity import Thresholds, _rowwise_spearman, validity
 
 GRID = [float(1e-3 * 2.0**k) for k in range(-4, 5)]  # 6.25e-5 .. 1.6e-2, neighbours 2x apart
 CURV = 1.0  # nats per decade^2 away from a recipe's optimum

@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from proxyrank.config import Params, ParamsError
-from proxyrank.train import PEAK_BF16_FLOPS, RunSpec, run_specs
+from proxyrank.training.train import PEAK_BF16_FLOPS, RunSpec, run_specs
 
 GPT2_VOCAB = 50257  # GPT-2's vocab.json: 50,000 merges + 256 bytes + <|endoftext|>
 ROLES = ("proxy", "reference")
@@ -28,7 +28,7 @@ def vocab_size(p: Params) -> int:
 
 
 def token_bytes(p: Params) -> int:
-    from proxyrank.tokens import dtype_for
+    from proxyrank.data.tokens import dtype_for
 
     return dtype_for(vocab_size(p))().itemsize
 
@@ -48,7 +48,7 @@ class RunCost:
 
 def run_costs(p: Params, recipes: list[str] | None = None) -> list[RunCost]:
     """The cost of every run of `recipes` (default: all), in run_specs order per recipe and role."""
-    from proxyrank.models import param_count, train_flops
+    from proxyrank.training.models import param_count, train_flops
 
     t, vocab = p.train, vocab_size(p)
     eval_tokens = t.eval_points * len(p.split.valid_domains) * ((t.valid_tokens - 1) // t.seq_len) * t.seq_len
@@ -105,7 +105,7 @@ def disk(p: Params, costs: list[RunCost]) -> dict[str, int]:
 
 def corpus_chars(p: Params) -> tuple[int, list[str]]:
     """Characters the hub sources may bring (their max_chars) and the hub sources without one."""
-    from proxyrank.corpus import load_sources
+    from proxyrank.data.corpus import load_sources
 
     sources = load_sources(p.corpus.manifest)
     hub = [sources[n] for n in p.corpus.sources if sources[n].registry == "hub"]

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from proxyrank import timings
-from proxyrank.quality import _check_types, _fail
-from proxyrank.tokens import load_array
+from proxyrank.curation.quality import _check_types, _fail
+from proxyrank.data.tokens import load_array
 
 if TYPE_CHECKING:  # config imports this module for its params section
     import pandas as pd
@@ -149,7 +149,7 @@ def warm_start(model, batches, t: TrainParams, lr: float, autocast) -> None:
     only), gradient clipping and micro-batching."""
     import torch
 
-    from proxyrank.train import _param_groups
+    from proxyrank.training.train import _param_groups
 
     device = next(model.parameters()).device
     opt = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=lr, betas=(t.beta1, t.beta2),
@@ -181,7 +181,7 @@ def scores(p: Params, a: AlignmentParams, recipe_paths: dict[str, Path], valid_p
 
     import pandas as pd
 
-    from proxyrank.train import _device, _init_worker
+    from proxyrank.training.train import _device, _init_worker
 
     jobs = [(p.train, a, spec.family, spec.preset, seed, recipe_paths, valid_paths, vocab_size)
             for spec in p.proxies for seed in spec.seeds]
@@ -207,8 +207,8 @@ def model_scores(t: TrainParams, a: AlignmentParams, family: str, preset: str, s
     Also one timing record per state (its wall seconds, warm start included), kept apart."""
     import torch
 
-    from proxyrank.models import build_model, count_params, train_flops
-    from proxyrank.train import _autocast, _device
+    from proxyrank.training.models import build_model, count_params, train_flops
+    from proxyrank.training.train import _autocast, _device
 
     device = _device(t)
     autocast = _autocast(t, device)

@@ -18,7 +18,7 @@ How, and why this way (the scale requirements of the issue):
   those texts again, so `near_duplicates` collects an iterator that is not a sequence into a
   list; `contaminated` verifies each chunk while it is in hand and needs no second pass.
 - Vectorised hashing. A chunk is normalised (lowercase, punctuation stripped: the words of
-  `proxyrank.corpus.text_key`'s normalisation; ASCII characters by a numpy byte table, the
+  `proxyrank.data.corpus.text_key`'s normalisation; ASCII characters by a numpy byte table, the
   rare non-ASCII punctuation of other texts by a regex that only matches it), encoded to
   UTF-8 once and hashed with numpy:
   each word by a polynomial hash over its bytes (mod 2**64), each word 5-gram by a polynomial
@@ -61,7 +61,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # one normalisation (text_key's) for exact and near dedup
-from proxyrank.corpus import _NON_WORD, text_key
+from proxyrank.data.corpus import _NON_WORD, text_key
 
 CHUNK_DOCS = 2048
 CHUNK_CHARS = 1 << 19  # ~0.5 MB of text per chunk: ~45 bytes of numpy arrays per character (~22 MB)

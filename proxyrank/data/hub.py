@@ -60,7 +60,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from proxyrank.corpus import DOC_COLUMNS, OPTIONAL_COLUMNS, FetchError, Source
+from proxyrank.data.corpus import DOC_COLUMNS, OPTIONAL_COLUMNS, FetchError, Source
 from proxyrank.files import atomic_path, sha256, write_json
 
 PER_DOC = "*"  # parsers value: take each document's domain from the data
@@ -319,7 +319,7 @@ def _stream(src: Source, ds) -> Iterator[dict]:
 
 def _rows(src: Source, ds, schema: Schema) -> Iterator[dict]:
     """Normalised rows of the sample, in order, until the document or character budget is spent."""
-    from proxyrank.extract import _doc
+    from proxyrank.data.extract import _doc
 
     max_docs, max_chars = int(src.max_docs or 0), int(src.max_chars or 0)
     fixed = None if src.parsers["hub"] == PER_DOC else src.parsers["hub"]

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from proxyrank.metrics import json_number, pairwise_accuracy, percentile_interval, spearman
+from proxyrank.analysis.metrics import json_number, pairwise_accuracy, percentile_interval, spearman
 
 RUN_COLUMNS = ("recipe", "role", "family", "lr", "seed", "loss_mean", "steps")
 CURVE_COLUMNS = ("role", "recipe", "family", "lr", "seed", "step", "loss_mean")

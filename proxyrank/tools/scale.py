@@ -428,7 +428,7 @@ def write_slurm(p: Params, out: Path, tasks: int, *, gpus_per_task: int = 1, ddp
                 setup: str = "", mfu: float = 0.4, gpu: str = "H100", root: Path = Path(".")) -> dict:
     """Write prep.sbatch, train.sbatch (a job array of `tasks`), finish.sbatch and submit.sh into
     `out`; returns each task's recipes and estimated hours."""
-    from proxyrank.plan import gpu_hours, peak_flops, run_costs
+    from proxyrank.tools.plan import gpu_hours, peak_flops, run_costs
 
     root = root.resolve()
     repo = Path(_git("rev-parse", "--show-toplevel", cwd=root))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from proxyrank.config import Params
-from proxyrank.figures import load, table_rows, tagged_lrs
+from proxyrank.reporting.figures import load, table_rows, tagged_lrs
 from proxyrank.files import atomic_path, write_text
 
 PAPER = {  # the paper's headline numbers (arXiv 2512.24503), shown beside ours

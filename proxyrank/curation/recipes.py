@@ -17,9 +17,11 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pyarrow as pa
 
-from proxyrank import dedup, filters, quality
+from proxyrank.curation import dedup
+from proxyrank.curation import filters
+from proxyrank.curation import quality
 from proxyrank.config import CurationParams, Recipe
-from proxyrank.tokens import EOS, dtype_for, encode_texts
+from proxyrank.data.tokens import EOS, dtype_for, encode_texts
 
 RULE_FILTERS = {"c4": filters.C4_RULES, "gopher_quality": filters.GOPHER_QUALITY_RULES,
                 "gopher_repetition": filters.GOPHER_REPETITION_RULES}
@@ -81,7 +83,7 @@ def annotate(crawl: pa.Table, reference: list[str], valid: list[str], c: Curatio
 
 
 DAMAGE_COLUMNS = ("kind", "boilerplate", "truncated", "shuffled", "copy")
-"""The crawl's record of how each page was damaged (`proxyrank.crawl.COLUMNS`)."""
+"""The crawl's record of how each page was damaged (`proxyrank.data.crawl.COLUMNS`)."""
 
 
 def damage_masks(crawl: pa.Table) -> dict[str, np.ndarray]:

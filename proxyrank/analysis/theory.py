@@ -236,7 +236,7 @@ def _drift(tp: TheoryParams, kernel_data, w, etas, phi_val, f_val) -> np.ndarray
 def _agreement(losses: np.ndarray, optimal: np.ndarray) -> tuple[float, float]:
     """Spearman and pairwise accuracy against the optimal order; diverged runs rank last (tied).
     All tied (every run diverged) orders nothing: Spearman 0, pairwise 0.5, as for a coin flip."""
-    from proxyrank.metrics import pairwise_accuracy, spearman
+    from proxyrank.analysis.metrics import pairwise_accuracy, spearman
 
     ranked = np.where(np.isfinite(losses), losses, np.finfo(float).max)
     rho = spearman(ranked, optimal) if np.ptp(ranked) > 0 else 0.0
@@ -330,7 +330,7 @@ def study(tp: TheoryParams, workers: int = 1) -> tuple[pd.DataFrame, list[dict]]
 
     jobs = [(tp, w) for w in tp.worlds]
     if workers > 1 and len(jobs) > 1:
-        from proxyrank.train import _init_worker
+        from proxyrank.training.train import _init_worker
 
         with mp.get_context("fork").Pool(min(workers, len(jobs)), initializer=_init_worker, initargs=(1,)) as pool:
             parts = pool.starmap(simulate, jobs)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from proxyrank.config import ParamsError
 from proxyrank.files import atomic_path, write_json, write_text
-from proxyrank.metrics import (bootstrap_ci, kendall, pairwise_accuracy, percentile_interval, random_regret,
+from proxyrank.analysis.metrics import (bootstrap_ci, kendall, pairwise_accuracy, percentile_interval, random_regret,
                                regret_curve, spearman)
 
 LEVEL = 0.95  # every interval

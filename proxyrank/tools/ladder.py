@@ -25,7 +25,7 @@ import yaml
 from proxyrank import timings
 from proxyrank.config import LadderParams, Params, ParamsError, Rung, missing_stage_params, parse_params
 from proxyrank.files import load_yaml
-from proxyrank.scale import _env, _git
+from proxyrank.tools.scale import _env, _git
 
 LADDER_CSV = Path("reports") / "ladder.csv"
 WORKSPACES = Path(".dvc") / "tmp" / "ladder"
@@ -101,7 +101,7 @@ def train_hours(p: Params, ws: Path, folders: list[Path]) -> float | None:
     time: timings.py). Each run is found by its fingerprint, its latest line in `folders` (the rung's
     workspace and this project: a run the rung restored from the shared run-cache was trained in
     either). None if a run has no line (trained elsewhere, e.g. pulled from a remote)."""
-    from proxyrank.train import fingerprint, run_keys, run_specs
+    from proxyrank.training.train import fingerprint, run_keys, run_specs
 
     spent = timings.latest([r for folder in folders for r in timings.read(folder)], "run", "fingerprint")
     valid = {d: ws / "data" / "tokens" / "valid" / f"{d}.npy" for d in p.split.valid_domains}
@@ -124,8 +124,8 @@ def rows(name: str, data: dict, reports: Path, commit: str, dirty: bool, device:
     """One ladder row per proxy family from a finished rung's reports; `hours` is its train_hours."""
     import pandas as pd
 
-    from proxyrank import plan
-    from proxyrank.models import param_count, train_flops
+    from proxyrank.tools import plan
+    from proxyrank.training.models import param_count, train_flops
 
     p = parse_params(data)
     metrics = json.loads((reports / "metrics.json").read_text())
@@ -180,7 +180,7 @@ def merge(path: Path, new: list[dict], rung: str) -> None:
 def run_ladder(ladder: LadderParams, names: list[str] | None, base: Path, root: Path = Path("."),
                dry_run: bool = False) -> list[str]:
     """Run the named rungs (default: all) in turn; returns the rungs skipped for want of a GPU."""
-    from proxyrank import plan
+    from proxyrank.tools import plan
 
     names = names or list(ladder.rungs)
     unknown = [n for n in names if n not in ladder.rungs]

@@ -28,7 +28,7 @@ import numpy as np
 from proxyrank import timings
 from proxyrank.config import Params, TrainParams
 from proxyrank.files import kill_point, sha256, write_json
-from proxyrank.tokens import load_array
+from proxyrank.data.tokens import load_array
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,7 @@ def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: di
 
     import torch
 
-    from proxyrank.models import build_model, count_params, train_flops
+    from proxyrank.training.models import build_model, count_params, train_flops
 
     rank, world = distributed()
     device = _device(t)
@@ -319,7 +319,7 @@ def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: di
 
 # --------------------------------------------------------------------------- resume records
 
-CODE_MODULES = ("proxyrank.models", "proxyrank.train", "proxyrank.tokens")  # build, train, batch, load
+CODE_MODULES = ("proxyrank.training.models", "proxyrank.training.train", "proxyrank.data.tokens")  # build, train, batch, load
 LIBRARIES = ("torch", "transformers", "numpy")  # model code, kernels and the data order
 
 
@@ -333,7 +333,7 @@ def code_stamp() -> dict[str, str]:
 
 def run_key(spec: RunSpec, t: TrainParams, digests: dict[str, str], stamp: dict[str, str]) -> dict:
     """Everything that determines a run's result, in the form a resume record stores it (JSON)."""
-    from proxyrank.models import PRESETS
+    from proxyrank.training.models import PRESETS
 
     key = {"spec": dataclasses.asdict(spec), "train": dataclasses.asdict(t),
            "preset": dataclasses.asdict(PRESETS[spec.preset]), "data": digests, "code": stamp}
@@ -471,7 +471,7 @@ def _drop_leaked_checkpoints(resume_dir: Path, keep: set[str]) -> None:
 
 def _cost(spec: RunSpec, vocab_size: int, seq_len: int) -> int:
     """Training FLOPs of a run, to schedule the longest runs first."""
-    from proxyrank.models import param_count, train_flops
+    from proxyrank.training.models import param_count, train_flops
 
     return train_flops(param_count(spec.preset, vocab_size, seq_len), spec.preset, seq_len, spec.tokens)
 
