@@ -65,7 +65,7 @@ if str(ROOT) not in sys.path:
 
 from proxyrank.config import TrainParams  # noqa: E402
 from proxyrank.training.models import PRESETS, build_config, build_model, count_params, train_flops  # noqa: E402
-from proxyrank.training.train import (RunSpec, _autocast, _device, _peak_flops, distributed, eval_points,  # noqa: E402
+from proxyrank.training.train import (RunSpec, autocast_for, pick_device, peak_flops, distributed, eval_points,  # noqa: E402
                              lr_at, train_run)
 
 FAMILIES = ("gpt2", "pythia", "opt")
@@ -265,7 +265,7 @@ def train_stacked(specs: Sequence[RunSpec], t: TrainParams, train_tokens_per_run
     if len(streams) != len(specs):
         raise ValueError(f"{len(streams)} token arrays for {len(specs)} runs")
     preset, n_runs = specs[0].preset, len(specs)
-    device = _device(t)
+    device = pick_device(t)
     micro = t.batch_size // t.grad_accum
     if micro * t.grad_accum != t.batch_size:
         raise ValueError(f"train.batch_size {t.batch_size} does not split into grad_accum {t.grad_accum}")
@@ -282,7 +282,7 @@ def train_stacked(specs: Sequence[RunSpec], t: TrainParams, train_tokens_per_run
     state = {"step": torch.zeros(n_runs, dtype=torch.float64, device=device),
              "m": {n: torch.zeros_like(p) for n, p in stack.params.items()},
              "v": {n: torch.zeros_like(p) for n, p in stack.params.items()}}
-    autocast = _autocast(t, device)
+    autocast = autocast_for(t, device)
     checkpoints = eval_points(steps, t.eval_points)
     curves = [[] for _ in specs]
     alive = torch.ones(n_runs, dtype=torch.bool, device=device)
@@ -323,7 +323,7 @@ def train_stacked(specs: Sequence[RunSpec], t: TrainParams, train_tokens_per_run
     tokens_trained = steps * t.batch_size * t.seq_len
     flops = train_flops(stack.n_params, preset, t.seq_len, tokens_trained)
     achieved = flops * n_runs / wall if wall > 0 else None  # all runs' FLOPs over the one wall time
-    peak = _peak_flops(device)
+    peak = peak_flops(device)
     results = []
     for r, spec in enumerate(specs):
         curve = curves[r]

@@ -210,7 +210,7 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _build(tp, value, key: str):
+def build(tp, value, key: str):
     """Convert `value` to type `tp`, raising ParamsError naming `key` on any mismatch."""
     origin = typing.get_origin(tp)
     if tp is typing.Any:  # checked where it is used (a ladder rung's overrides: by parsing the rung)
@@ -230,7 +230,7 @@ def _build(tp, value, key: str):
         for name, f in fields.items():
             sub = f"{key}.{name}" if key else name
             if name in value:
-                kwargs[name] = _build(hints[name], value[name], sub)
+                kwargs[name] = build(hints[name], value[name], sub)
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ParamsError(f"{sub}: required key is missing")
         try:
@@ -245,7 +245,7 @@ def _build(tp, value, key: str):
             if option is type(None) and value is None:
                 return None
             try:
-                return _build(option, value, key)
+                return build(option, value, key)
             except ParamsError as e:
                 errors.append(str(e))
         raise ParamsError(f"{key}: {value!r} matches none of {_type_name(tp)} ({'; '.join(errors)})")
@@ -253,12 +253,12 @@ def _build(tp, value, key: str):
         if not isinstance(value, list):
             raise ParamsError(f"{key}: expected a list, got {value!r}")
         (item,) = typing.get_args(tp)
-        return [_build(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [build(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ParamsError(f"{key}: expected a mapping, got {value!r}")
         kt, vt = typing.get_args(tp)
-        return {_build(kt, k, key): _build(vt, v, f"{key}.{k}") for k, v in value.items()}
+        return {build(kt, k, key): build(vt, v, f"{key}.{k}") for k, v in value.items()}
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamsError(f"{key}: expected a number, got {value!r}{_number_hint(value)}")
@@ -548,7 +548,7 @@ def _check_rungs(ladder: LadderParams) -> None:
 
 
 def parse_params(data: dict) -> Params:
-    p = _build(Params, data, "")
+    p = build(Params, data, "")
     named = {name: dataclasses.replace(r, name=name) for name, r in p.recipes.items()}
     return validate(dataclasses.replace(p, recipes=named))
 

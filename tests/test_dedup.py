@@ -281,11 +281,11 @@ def test_ascii_fast_path_and_regex_normalisation_agree():
 def test_non_ascii_breaks_are_the_regex_breaks():
     """The hashing path replaces only non-ASCII non-word characters and leaves ASCII to the byte
     table: every non-ASCII character must be a break there iff text_key's regex breaks on it."""
-    from proxyrank.data.corpus import _NON_WORD
+    from proxyrank.data.corpus import NON_WORD
     from proxyrank.curation.dedup import _NON_ASCII_BREAK
 
     chars = [chr(c) for c in range(0x80, 0x30000) if not 0xD800 <= c < 0xE000]
-    assert [bool(_NON_WORD.match(c)) for c in chars] == [bool(_NON_ASCII_BREAK.match(c)) for c in chars]
+    assert [bool(NON_WORD.match(c)) for c in chars] == [bool(_NON_ASCII_BREAK.match(c)) for c in chars]
 
 
 def test_same_mask_and_signatures_for_any_workers(planted, monkeypatch):

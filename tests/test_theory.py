@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from proxyrank.analysis import theory
-from proxyrank.config import ParamsError, _build
+from proxyrank.config import ParamsError, build
 from proxyrank.analysis.metrics import spearman
 from proxyrank.analysis.theory import TheoryParams
 
@@ -84,6 +84,6 @@ def test_small_lr_at_large_width_ranks_like_the_optimum_and_large_lr_does_not(he
 def test_the_typed_loader_builds_it():
     """params.yaml's loader handles every field type and reports the section's own checks."""
     values = dataclasses.asdict(TheoryParams())
-    assert _build(TheoryParams, values, "theory") == TheoryParams()
+    assert build(TheoryParams, values, "theory") == TheoryParams()
     with pytest.raises(ParamsError, match="theory: widths: "):
-        _build(TheoryParams, {**values, "widths": []}, "theory")
+        build(TheoryParams, {**values, "widths": []}, "theory")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from proxyrank import timings
-from proxyrank.curation.quality import _check_types, _fail
+from proxyrank.curation.quality import check_types, fail_field
 from proxyrank.data.tokens import load_array
 
 if TYPE_CHECKING:  # config imports this module for its params section
@@ -54,15 +54,15 @@ class AlignmentParams:
     valid_windows_per_domain: int = 0
 
     def __post_init__(self) -> None:
-        _check_types(self)
+        check_types(self)
         if self.batches < 1:
-            _fail("batches", "must be >= 1", self.batches)
+            fail_field("batches", "must be >= 1", self.batches)
         if self.warm_steps < 0:
-            _fail("warm_steps", "must be >= 0", self.warm_steps)
+            fail_field("warm_steps", "must be >= 0", self.warm_steps)
         if not (math.isfinite(self.warm_lr) and self.warm_lr > 0):
-            _fail("warm_lr", "must be a finite number > 0", self.warm_lr)
+            fail_field("warm_lr", "must be a finite number > 0", self.warm_lr)
         if self.valid_windows_per_domain < 0:
-            _fail("valid_windows_per_domain", "must be >= 0 (0: all windows)", self.valid_windows_per_domain)
+            fail_field("valid_windows_per_domain", "must be >= 0 (0: all windows)", self.valid_windows_per_domain)
 
 
 def proxy_batches(tokens: np.ndarray, t: TrainParams, seed: int, count: int) -> np.ndarray:
@@ -149,10 +149,10 @@ def warm_start(model, batches, t: TrainParams, lr: float, autocast) -> None:
     only), gradient clipping and micro-batching."""
     import torch
 
-    from proxyrank.training.train import _param_groups
+    from proxyrank.training.train import param_groups
 
     device = next(model.parameters()).device
-    opt = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=lr, betas=(t.beta1, t.beta2),
+    opt = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=lr, betas=(t.beta1, t.beta2),
                             fused=device.type == "cuda")
     for x in batches:
         _backward(model, x, t.batch_size // t.grad_accum, autocast)
@@ -181,14 +181,14 @@ def scores(p: Params, a: AlignmentParams, recipe_paths: dict[str, Path], valid_p
 
     import pandas as pd
 
-    from proxyrank.training.train import _device, _init_worker
+    from proxyrank.training.train import pick_device, init_worker
 
     jobs = [(p.train, a, spec.family, spec.preset, seed, recipe_paths, valid_paths, vocab_size)
             for spec in p.proxies for seed in spec.seeds]
-    workers = 1 if _device(p.train).type == "cuda" else min(p.train.workers, len(jobs))
+    workers = 1 if pick_device(p.train).type == "cuda" else min(p.train.workers, len(jobs))
     if workers > 1:
         threads = max(1, (mp.cpu_count() or 1) // workers)
-        with mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(threads,)) as pool:
+        with mp.get_context("fork").Pool(workers, initializer=init_worker, initargs=(threads,)) as pool:
             parts = pool.starmap(model_scores, jobs)
     else:
         parts = [model_scores(*job) for job in jobs]
@@ -208,10 +208,10 @@ def model_scores(t: TrainParams, a: AlignmentParams, family: str, preset: str, s
     import torch
 
     from proxyrank.training.models import build_model, count_params, train_flops
-    from proxyrank.training.train import _autocast, _device
+    from proxyrank.training.train import autocast_for, pick_device
 
-    device = _device(t)
-    autocast = _autocast(t, device)
+    device = pick_device(t)
+    autocast = autocast_for(t, device)
     names = sorted(recipe_paths)
     valid = {d: torch.from_numpy(x).to(device) for d, x in valid_windows(
         {d: load_array(Path(path)) for d, path in valid_paths.items()}, t.seq_len,

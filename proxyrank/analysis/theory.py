@@ -330,9 +330,9 @@ def study(tp: TheoryParams, workers: int = 1) -> tuple[pd.DataFrame, list[dict]]
 
     jobs = [(tp, w) for w in tp.worlds]
     if workers > 1 and len(jobs) > 1:
-        from proxyrank.training.train import _init_worker
+        from proxyrank.training.train import init_worker
 
-        with mp.get_context("fork").Pool(min(workers, len(jobs)), initializer=_init_worker, initargs=(1,)) as pool:
+        with mp.get_context("fork").Pool(min(workers, len(jobs)), initializer=init_worker, initargs=(1,)) as pool:
             parts = pool.starmap(simulate, jobs)
     else:
         parts = [simulate(*job) for job in jobs]

@@ -61,7 +61,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # one normalisation (text_key's) for exact and near dedup
-from proxyrank.data.corpus import _NON_WORD, text_key
+from proxyrank.data.corpus import NON_WORD, text_key
 
 CHUNK_DOCS = 2048
 CHUNK_CHARS = 1 << 19  # ~0.5 MB of text per chunk: ~45 bytes of numpy arrays per character (~22 MB)
@@ -234,10 +234,10 @@ def _powers(base: int, n: int) -> np.ndarray:
 
 def _normalise(text: str) -> str:
     """Lowercase, punctuation and spacing collapsed to single spaces (text_key's normalisation)."""
-    return _NON_WORD.sub(" ", text.lower()).strip()
+    return NON_WORD.sub(" ", text.lower()).strip()
 
 
-# The non-ASCII characters of _NON_WORD ([\W_]: curly quotes, dashes, no-break spaces, ...).
+# The non-ASCII characters of NON_WORD ([\W_]: curly quotes, dashes, no-break spaces, ...).
 # Replacing only these (the byte table does ASCII) gives the same words as _normalise, ~2.4x
 # faster on text with curly quotes: the regex then matches a few characters, not every space.
 _NON_ASCII_BREAK = re.compile(r"[^\x00-\x7f\w]+")

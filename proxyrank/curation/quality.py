@@ -66,16 +66,16 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def _fail(field: str, message: str, value) -> None:
+def fail_field(field: str, message: str, value) -> None:
     raise ValueError(f"{field}: {message}, got {value!r}")
 
 
-def _check_types(obj) -> None:
+def check_types(obj) -> None:
     for f in fields(obj):
         value = getattr(obj, f.name)
         want = {"int": numbers.Integral, "float": numbers.Real, "bool": bool, "str": str}[f.type]
         if isinstance(value, bool) and f.type != "bool" or not isinstance(value, want):
-            _fail(f.name, f"expected {f.type}", value)
+            fail_field(f.name, f"expected {f.type}", value)
 
 
 # --------------------------------------------------------------------------- params
@@ -108,19 +108,19 @@ class PerplexityParams:
     max_train_chars: int = 20_000_000
 
     def __post_init__(self) -> None:
-        _check_types(self)
+        check_types(self)
         if self.order < 1:
-            _fail("order", "must be >= 1", self.order)
+            fail_field("order", "must be >= 1", self.order)
         if not 0 < self.discount <= 1:
-            _fail("discount", "must be in (0, 1]", self.discount)
+            fail_field("discount", "must be in (0, 1]", self.discount)
         for name in ("head_pct", "tail_pct"):
             value = getattr(self, name)
             if not 0 < value < 100:
-                _fail(name, "must be a percentile strictly inside (0, 100)", value)
+                fail_field(name, "must be a percentile strictly inside (0, 100)", value)
         if self.head_pct >= self.tail_pct:
-            _fail("head_pct", f"must be < tail_pct ({self.tail_pct!r})", self.head_pct)
+            fail_field("head_pct", f"must be < tail_pct ({self.tail_pct!r})", self.head_pct)
         if self.max_train_chars < 1:
-            _fail("max_train_chars", "must be >= 1", self.max_train_chars)
+            fail_field("max_train_chars", "must be >= 1", self.max_train_chars)
 
 
 @dataclass(frozen=True)
@@ -155,20 +155,20 @@ class ClassifierParams:
     keep_frac: float = 0.1
 
     def __post_init__(self) -> None:
-        _check_types(self)
+        check_types(self)
         for name in ("features", "ngram", "epochs", "max_docs"):
             if getattr(self, name) < 1:
-                _fail(name, "must be >= 1", getattr(self, name))
+                fail_field(name, "must be >= 1", getattr(self, name))
         if not self.l2 >= 0 or not math.isfinite(self.l2):
-            _fail("l2", "must be a finite number >= 0", self.l2)
+            fail_field("l2", "must be a finite number >= 0", self.l2)
         if not 0 <= self.holdout < 1:
-            _fail("holdout", "must be in [0, 1)", self.holdout)
+            fail_field("holdout", "must be in [0, 1)", self.holdout)
         _check_keep_frac(self.keep_frac)
 
 
 def _check_keep_frac(keep_frac: float) -> None:
     if isinstance(keep_frac, bool) or not isinstance(keep_frac, (int, float)) or not 0 < keep_frac <= 1:
-        _fail("keep_frac", "must be in (0, 1]", keep_frac)
+        fail_field("keep_frac", "must be in (0, 1]", keep_frac)
 
 
 def _chunks(texts: Iterable[str], budget: int = _CHUNK_CHARS) -> Iterator[list[str]]:

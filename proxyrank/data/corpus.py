@@ -452,12 +452,12 @@ def read_docs(paths) -> pa.Table:
     return pa.concat_tables([t.select([*DOC_COLUMNS, *extra]) for t in tables])
 
 
-_NON_WORD = re.compile(r"[\W_]+")
+NON_WORD = re.compile(r"[\W_]+")
 
 
 def text_key(text: str) -> bytes:
     """Hash of the text with case, punctuation and spacing removed: catches reformatted copies."""
-    return hashlib.blake2b(_NON_WORD.sub(" ", text.lower()).strip().encode(), digest_size=16).digest()
+    return hashlib.blake2b(NON_WORD.sub(" ", text.lower()).strip().encode(), digest_size=16).digest()
 
 
 def split(docs: pa.Table, valid_domains: list[str], valid_chars: int, seed: int,

@@ -56,7 +56,7 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _doc(id: str, group: str, text: str, min_chars: int = MIN_CHARS) -> Doc | None:
+def make_doc(id: str, group: str, text: str, min_chars: int = MIN_CHARS) -> Doc | None:
     """Normalise newlines, drop control characters and lone surrogates (from
     JSON escapes, which would make the text unencodable), strip; None if short."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -225,7 +225,7 @@ def parse_gcide(archive: Path) -> Iterator[Doc]:
         entries.setdefault((offset, length), headword)
     for (offset, length), headword in sorted(entries.items()):
         entry_id = f"{headword}@{offset}"
-        doc = _doc(entry_id, entry_id, _gcide_clean(_decode(body[offset : offset + length])))
+        doc = make_doc(entry_id, entry_id, _gcide_clean(_decode(body[offset : offset + length])))
         if doc:
             yield doc
 
@@ -246,7 +246,7 @@ def parse_fortunes(archive: Path) -> Iterator[Doc]:
             return
         text = _decode(data).replace("\r\n", "\n")
         for i, fortune in enumerate(re.split(r"^%[ \t]*$", text, flags=re.M)):
-            yield _doc(f"{file}/{i}", file, fortune)
+            yield make_doc(f"{file}/{i}", file, fortune)
 
     return _tar_docs(archive, _FORTUNES, parse, deb=True)
 
@@ -270,7 +270,7 @@ def parse_wiki(archive: Path) -> Iterator[Doc]:
                 raise _fail(archive, f"{name}: entry {key!r} has no string 'extract'")
             if entry["extract"].strip():
                 title = entry.get("title") or key
-                yield _doc(key, key, f"{title}\n\n{entry['extract']}")
+                yield make_doc(key, key, f"{title}\n\n{entry['extract']}")
 
     return _zip_docs(archive, _WIKI, parse)
 
@@ -294,7 +294,7 @@ def parse_chatterbot(archive: Path) -> Iterator[Doc]:
                 isinstance(x, (str, int, float)) for x in lines
             ):
                 raise _fail(archive, f"{name}: malformed yml (conversation {i} is not a list of strings)")
-            yield _doc(f"{stem}/{i}", stem, "\n".join(str(x) for x in lines))
+            yield make_doc(f"{stem}/{i}", stem, "\n".join(str(x) for x in lines))
 
     return _zip_docs(archive, _CHATTERBOT, parse)
 
@@ -338,7 +338,7 @@ def parse_django_docs(archive: Path) -> Iterator[Doc]:
     def parse(name: str, data: bytes) -> Iterator[Doc | None]:
         path = _DJANGO_DOCS.fullmatch(name)[1]
         if path != "requirements.txt" and not any(p.startswith("_") for p in path.split("/")):
-            yield _doc(path, _subtree_group(path), _decode(data))
+            yield make_doc(path, _subtree_group(path), _decode(data))
 
     return _tar_docs(archive, _DJANGO_DOCS, parse)
 
@@ -348,7 +348,7 @@ def parse_django_code(archive: Path) -> Iterator[Doc]:
 
     def parse(name: str, data: bytes) -> Iterator[Doc | None]:
         path = _DJANGO_CODE.fullmatch(name)[1]
-        yield _doc(path, _subtree_group(path), _decode(data), min_chars=MIN_CODE_CHARS)
+        yield make_doc(path, _subtree_group(path), _decode(data), min_chars=MIN_CODE_CHARS)
 
     return _tar_docs(archive, _DJANGO_CODE, parse)
 
@@ -405,7 +405,7 @@ def parse_shakespeare(archive: Path) -> Iterator[Doc]:
             group = _FOLIO_ALIASES.get(work, work)
         text = _strip_gutenberg(_decode(data).replace("\r\n", "\n"))
         for i, chunk in enumerate(_chunks(text)):
-            yield _doc(f"{stem}/{i:03d}", group, chunk)
+            yield make_doc(f"{stem}/{i:03d}", group, chunk)
 
     return _tar_docs(archive, _SHAKESPEARE, parse)
 
@@ -426,7 +426,7 @@ def parse_bible(archive: Path) -> Iterator[Doc]:
             chapters.setdefault(key, []).append(verse)
         for (book, chapter), verses in chapters.items():
             text = " ".join(t.strip() for _, t in sorted(verses) if re.search(r"\w", t))
-            yield _doc(f"{book} {chapter}", book, text)
+            yield make_doc(f"{book} {chapter}", book, text)
 
     return _tar_docs(archive, _BIBLE, parse)
 
@@ -443,7 +443,7 @@ def parse_moby_dick(archive: Path) -> Iterator[Doc]:
     """One Doc per chapter of Moby-Dick."""
 
     def parse(name: str, data: bytes) -> Iterator[Doc | None]:
-        yield _doc(PurePosixPath(name).stem, "moby-dick", _decode(data))
+        yield make_doc(PurePosixPath(name).stem, "moby-dick", _decode(data))
 
     return _tar_docs(archive, _MOBY_DICK, parse)
 
@@ -456,7 +456,7 @@ def parse_sotu(archive: Path) -> Iterator[Doc]:
         if not isinstance(speech, dict) or not isinstance(speech.get("text"), str):
             raise _fail(archive, f"{name}: expected a JSON object with a string 'text'")
         stem = PurePosixPath(name).stem
-        yield _doc(stem, stem, speech["text"])
+        yield make_doc(stem, stem, speech["text"])
 
     return _tar_docs(archive, _SOTU, parse)
 
@@ -511,7 +511,7 @@ def parse_spam_assassin(archive: Path) -> Iterator[Doc]:
             log.warning("%s: %s: unparseable mail skipped (%s)", archive.name, name, e)
             return
         if text is not None:
-            yield _doc(doc_id, doc_id, text)
+            yield make_doc(doc_id, doc_id, text)
 
     return _tar_docs(archive, _SPAM, parse)
 
@@ -530,7 +530,7 @@ def parse_jsonl(archive: Path) -> Iterator[Doc]:
                 except (ValueError, KeyError, TypeError):
                     raise _fail(archive, f"line {i + 1} is not a JSON object with a \"text\" field") from None
                 doc_id = str(row.get("id", i))
-                doc = _doc(doc_id, str(row.get("group", doc_id)), str(text))
+                doc = make_doc(doc_id, str(row.get("group", doc_id)), str(text))
                 if doc:
                     yield doc
     except (OSError, EOFError, zlib.error) as e:

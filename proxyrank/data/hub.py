@@ -230,7 +230,7 @@ def _format(path: Path) -> str | None:
     return next((f for suffix, f in _FORMATS.items() if path.name.endswith(suffix)), None)
 
 
-def _local_files(src: Source) -> tuple[str, list[str]]:
+def local_files(src: Source) -> tuple[str, list[str]]:
     """The builder ("parquet" or "json") and the sorted files of a local hub source."""
     path = Path(src.path)
     if path.is_dir():
@@ -268,7 +268,7 @@ def _open(src: Source):
     import datasets
 
     if src.path:
-        builder, files = _local_files(src)
+        builder, files = local_files(src)
         provenance = {"revision": None, "files": [{"name": Path(f).name, "bytes": Path(f).stat().st_size}
                                                   for f in files]}
         args = {"path": builder, "data_files": {src.split: files}}
@@ -319,7 +319,7 @@ def _stream(src: Source, ds) -> Iterator[dict]:
 
 def _rows(src: Source, ds, schema: Schema) -> Iterator[dict]:
     """Normalised rows of the sample, in order, until the document or character budget is spent."""
-    from proxyrank.data.extract import _doc
+    from proxyrank.data.extract import make_doc
 
     max_docs, max_chars = int(src.max_docs or 0), int(src.max_chars or 0)
     fixed = None if src.parsers["hub"] == PER_DOC else src.parsers["hub"]
@@ -334,7 +334,7 @@ def _rows(src: Source, ds, schema: Schema) -> Iterator[dict]:
         except _Missing as e:
             raise _schema_error(src, e.field, row) from None
         doc_id = f"{src.name}:hub:{i}"
-        doc = _doc(doc_id, doc_id, str(got["text"] or ""))
+        doc = make_doc(doc_id, doc_id, str(got["text"] or ""))
         if doc is None:  # empty or too short: skipped like the archive parsers skip them
             continue
         out = {"id": doc_id, "source": src.name, "domain": fixed or got["domain"], "licence": src.licence,

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from proxyrank.config import ParamsError, Params, _build
+from proxyrank.config import ParamsError, Params, build
 from proxyrank.data.corpus import Source
 from proxyrank.files import atomic_dir, atomic_path, load_yaml, sha256, write_json, write_text
 
@@ -68,7 +68,7 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class Candidates:
-    """The candidates file, typed (config._build names the dotted key of any error)."""
+    """The candidates file, typed (config.build names the dotted key of any error)."""
     datasets: dict[str, DataSpec]
     tokens: typing.Optional[int] = None  # per dataset; default the study's train.proxy_tokens
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -90,7 +90,7 @@ class Job:
 
 def _source(name: str, spec: DataSpec, key: str, base: Path, n_tokens: int) -> Source:
     """A hub source for one dataset, checked by hub.check_source; local files must exist now."""
-    from proxyrank.data.hub import _local_files, check_source
+    from proxyrank.data.hub import local_files, check_source
 
     src = Source(name=name, registry="hub", licence=spec.licence, parsers={"hub": name},
                  path=str((base / spec.path).resolve()) if spec.path else "", dataset=spec.dataset,
@@ -98,7 +98,7 @@ def _source(name: str, spec: DataSpec, key: str, base: Path, n_tokens: int) -> S
                  max_chars=str(n_tokens * CHARS_PER_TOKEN))
     try:
         src = check_source(src, key)
-        empty = [f for f in _local_files(src)[1] if Path(f).stat().st_size == 0] if src.path else []
+        empty = [f for f in local_files(src)[1] if Path(f).stat().st_size == 0] if src.path else []
         if empty:  # datasets' json reader fails on one with a bare StopIteration
             raise ParamsError(f"{key}.path: {empty[0]} is empty (0 bytes): no documents to rank; "
                               f"fill it or drop it from the list")
@@ -131,7 +131,7 @@ def load_candidates(path: Path, p: Params) -> Job:
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping with at least `datasets:`")
     try:
-        return _job(path, _build(Candidates, data, ""), p)
+        return _job(path, build(Candidates, data, ""), p)
     except ParamsError as e:
         raise ParamsError(f"{path}: {e}") from None
 
@@ -204,10 +204,10 @@ def _encode(tok, table: Path, n: int, target: Path) -> None:
 
 def _key(src: Source, n: int, tokenizer_sha: str) -> dict:
     """What a token array is made of; local files by name, size and mtime, so an edit is seen."""
-    from proxyrank.data.hub import _local_files
+    from proxyrank.data.hub import local_files
 
     files = [[Path(f).name, Path(f).stat().st_size, Path(f).stat().st_mtime_ns]
-             for f in _local_files(src)[1]] if src.path else None
+             for f in local_files(src)[1]] if src.path else None
     fields = ("path", "dataset", "config", "split", "schema", "revision", "seed", "shuffle_buffer")
     return {"source": {k: getattr(src, k) for k in fields}, "files": files, "tokens": n,
             "tokenizer": tokenizer_sha}

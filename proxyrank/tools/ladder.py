@@ -25,7 +25,7 @@ import yaml
 from proxyrank import timings
 from proxyrank.config import LadderParams, Params, ParamsError, Rung, missing_stage_params, parse_params
 from proxyrank.files import load_yaml
-from proxyrank.tools.scale import _env, _git
+from proxyrank.tools.scale import child_env, git
 
 LADDER_CSV = Path("reports") / "ladder.csv"
 WORKSPACES = Path(".dvc") / "tmp" / "ladder"
@@ -69,21 +69,21 @@ def _workspace(root: Path, name: str) -> tuple[Path, str, bool]:
 
     Outputs a rung already made stay in place (DVC checks them), so a rerun continues."""
     ws = root / WORKSPACES / name
-    commit = _git("rev-parse", "HEAD", cwd=root)
+    commit = git("rev-parse", "HEAD", cwd=root)
     if not (ws / ".git").exists():
         shutil.rmtree(ws, ignore_errors=True)
         ws.parent.mkdir(parents=True, exist_ok=True)
-        _git("clone", "--quiet", "--no-checkout", str(root.resolve()), str(ws), cwd=root)
-    _git("fetch", "--quiet", str(root.resolve()), commit, cwd=ws)
-    _git("checkout", "--quiet", "--force", commit, cwd=ws)
-    changed = [f for f in _git("ls-files", "-z", "--modified", "--others", "--exclude-standard",
+        git("clone", "--quiet", "--no-checkout", str(root.resolve()), str(ws), cwd=root)
+    git("fetch", "--quiet", str(root.resolve()), commit, cwd=ws)
+    git("checkout", "--quiet", "--force", commit, cwd=ws)
+    changed = [f for f in git("ls-files", "-z", "--modified", "--others", "--exclude-standard",
                                cwd=root).split("\0") if f]
     for rel in changed:
         if (root / rel).is_file():
             (ws / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / rel, ws / rel)
     cache = (root / ".dvc" / "cache").resolve()
-    subprocess.run(["dvc", "cache", "dir", "--local", str(cache)], cwd=ws, env=_env(), check=True,
+    subprocess.run(["dvc", "cache", "dir", "--local", str(cache)], cwd=ws, env=child_env(), check=True,
                    capture_output=True)
     return ws, commit, bool(changed)
 
@@ -210,7 +210,7 @@ def run_ladder(ladder: LadderParams, names: list[str] | None, base: Path, root: 
         log = ws.parent / f"{name}.log"
         print(f"ladder {name}: dvc repro metrics in {ws} (log {log})", flush=True)
         with open(log, "a") as f:
-            proc = subprocess.run(["dvc", "repro", "metrics"], cwd=ws, env=_env(), stdout=f, stderr=subprocess.STDOUT)
+            proc = subprocess.run(["dvc", "repro", "metrics"], cwd=ws, env=child_env(), stdout=f, stderr=subprocess.STDOUT)
         if proc.returncode != 0:
             raise RuntimeError(f"ladder {name}: `dvc repro metrics` failed (exit {proc.returncode}); see {log}; "
                                f"rerun to continue from the finished stages")

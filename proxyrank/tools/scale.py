@@ -118,7 +118,7 @@ def shares(recipes: list[str], n: int) -> list[list[str]]:
     return [recipes[i::n] for i in range(n)]
 
 
-def _env(**extra: str) -> dict[str, str]:
+def child_env(**extra: str) -> dict[str, str]:
     """The environment of a child: this Python's bin first, so `python` and `dvc` are the venv's."""
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
 
@@ -130,7 +130,7 @@ def _run(cmd: str | list[str], log=None, env: dict | None = None) -> None:
         log.write(f"$ {shown}\n")
         log.flush()
     args = shlex.split(cmd) if isinstance(cmd, str) else cmd  # stage commands: no shell needed
-    proc = subprocess.run(args, env=env or _env(),
+    proc = subprocess.run(args, env=env or child_env(),
                           stdout=log, stderr=subprocess.STDOUT if log is not None else None)
     if proc.returncode != 0:
         raise RuntimeError(f"`{shown}` failed (exit {proc.returncode})"
@@ -278,7 +278,7 @@ def merge_state(sources: list[Path], root: Path = Path("."), dvc_yaml: str | Pat
 
 def _changed(targets: list[str]) -> set[str]:
     """The targets `dvc status` finds out of date (each stage alone, not its upstream)."""
-    proc = subprocess.run(["dvc", "status", "--json", *targets], capture_output=True, text=True, env=_env())
+    proc = subprocess.run(["dvc", "status", "--json", *targets], capture_output=True, text=True, env=child_env())
     if proc.returncode != 0:
         raise RuntimeError(f"`dvc status` failed: {proc.stderr.strip()[-500:]}")
     return set(json.loads(proc.stdout or "{}"))
@@ -344,7 +344,7 @@ def run_gpus(p: Params, gpus: list[str], recipes: list[str] | None = None, *, us
             for r in share:
                 for stage in roles:
                     if f"{stage}@{r}" in todo:
-                        _run(pipe.command(stage, r), log, _env(CUDA_VISIBLE_DEVICES=gpu, OMP_NUM_THREADS=threads))
+                        _run(pipe.command(stage, r), log, child_env(CUDA_VISIBLE_DEVICES=gpu, OMP_NUM_THREADS=threads))
 
     with ThreadPoolExecutor(len(work)) as pool:
         futures = {g: pool.submit(worker, g, s) for g, s in work}
@@ -356,7 +356,7 @@ def run_gpus(p: Params, gpus: list[str], recipes: list[str] | None = None, *, us
             for r in (r for r in recipes if f"references@{r}" in todo):
                 _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                       str(len(gpus)), "-m", "proxyrank", "references", r], log,
-                     _env(CUDA_VISIBLE_DEVICES=",".join(gpus)))
+                     child_env(CUDA_VISIBLE_DEVICES=",".join(gpus)))
     if use_dvc:
         if todo:
             _run(["dvc", "commit", "-f", *sorted(todo)])
@@ -370,7 +370,7 @@ def run_gpus(p: Params, gpus: list[str], recipes: list[str] | None = None, *, us
 
 # --------------------------------------------------------------------------- Slurm
 
-def _git(*args: str, cwd: Path) -> str:
+def git(*args: str, cwd: Path) -> str:
     proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise ParamsError(f"git {' '.join(args)} in {cwd}: {proc.stderr.strip() or 'failed'} (jobs and ladder "
@@ -431,9 +431,9 @@ def write_slurm(p: Params, out: Path, tasks: int, *, gpus_per_task: int = 1, ddp
     from proxyrank.tools.plan import gpu_hours, peak_flops, run_costs
 
     root = root.resolve()
-    repo = Path(_git("rev-parse", "--show-toplevel", cwd=root))
-    commit = _git("rev-parse", "HEAD", cwd=root)
-    dirty = _git("status", "--porcelain", "--", "params.yaml", "dvc.yaml", "proxyrank", ".dvc/config", cwd=root)
+    repo = Path(git("rev-parse", "--show-toplevel", cwd=root))
+    commit = git("rev-parse", "HEAD", cwd=root)
+    dirty = git("status", "--porcelain", "--", "params.yaml", "dvc.yaml", "proxyrank", ".dvc/config", cwd=root)
     if dirty:
         raise ParamsError(f"commit these first, the jobs clone the repository at a commit:\n{dirty}")
     name = shared_remote(root, remote)

@@ -72,7 +72,7 @@ def eval_points(steps: int, n: int) -> list[int]:
     return sorted({max(1, round(steps * (i + 1) / n)) for i in range(n)})
 
 
-def _param_groups(model, weight_decay: float):
+def param_groups(model, weight_decay: float):
     """Decay matrices only, not biases and norms (as GPT-2 / nanoGPT do)."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     other = [p for p in model.parameters() if p.dim() < 2]
@@ -118,7 +118,7 @@ def distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _device(t: TrainParams):
+def pick_device(t: TrainParams):
     import torch
 
     if t.device == "cuda" or (t.device == "auto" and torch.cuda.is_available()):
@@ -128,7 +128,7 @@ def _device(t: TrainParams):
     return torch.device("cpu")
 
 
-def _autocast(t: TrainParams, device):
+def autocast_for(t: TrainParams, device):
     """bf16 autocast on CUDA by default (the paper's setting); fp32 elsewhere unless asked."""
     import contextlib
     import functools
@@ -146,7 +146,7 @@ PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "GH200": 989e12, "A100": 312e
                    "L4": 121e12, "A10": 125e12}
 
 
-def _peak_flops(device) -> float | None:
+def peak_flops(device) -> float | None:
     import torch
 
     if device.type != "cuda":
@@ -229,7 +229,7 @@ def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: di
     from proxyrank.training.models import build_model, count_params, train_flops
 
     rank, world = distributed()
-    device = _device(t)
+    device = pick_device(t)
     local, micro = t.batch_size // world, t.batch_size // (world * t.grad_accum)
     if local * world != t.batch_size or micro * t.grad_accum != local:
         raise ValueError(f"train.batch_size {t.batch_size} does not split over {world} process(es) "
@@ -244,7 +244,7 @@ def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: di
     steps = n_seq // t.batch_size
     data = np.asarray(train_tokens[: n_seq * t.seq_len], dtype=np.int64).reshape(n_seq, t.seq_len)
     order = np.random.default_rng(spec.seed).permutation(n_seq)
-    opt = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=spec.lr, betas=(t.beta1, t.beta2),
+    opt = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=spec.lr, betas=(t.beta1, t.beta2),
                             fused=device.type == "cuda")
     state = _load_checkpoint(checkpoint, model, opt) or {"step": 0, "curve": [], "wall_s": 0.0}
     resumed_from = state["step"]
@@ -253,7 +253,7 @@ def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: di
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     if t.compile:
         net = torch.compile(net)
-    autocast = _autocast(t, device)
+    autocast = autocast_for(t, device)
     checkpoints = eval_points(steps, t.eval_points)
     curve, diverged = state["curve"], False
     start = time.perf_counter()
@@ -304,7 +304,7 @@ def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: di
     flops = train_flops(n_params, spec.preset, t.seq_len, tokens_trained)
     done = (steps - resumed_from) / max(1, steps)  # the share trained in this process
     achieved = flops * done / run_wall / world if run_wall > 0 else None
-    peak = _peak_flops(device)
+    peak = peak_flops(device)
     result = {**dataclasses.asdict(spec), "run_id": spec.run_id, "n_params": n_params, "steps": steps,
               "tokens_trained": tokens_trained, "device": str(device.type), "world_size": world,
               "train_flops": flops, "diverged": final is None, "curve": curve,
@@ -476,7 +476,7 @@ def _cost(spec: RunSpec, vocab_size: int, seq_len: int) -> int:
     return train_flops(param_count(spec.preset, vocab_size, seq_len), spec.preset, seq_len, spec.tokens)
 
 
-def _init_worker(threads: int) -> None:
+def init_worker(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
@@ -534,14 +534,14 @@ def run_all(specs: list[RunSpec], t: TrainParams, train_path: Path, valid_paths:
     if rank == 0:
         _drop_leaked_checkpoints(resume_dir, {job[5].stem for job in jobs})
     jobs.sort(key=lambda job: _cost(job[0], vocab_size, t.seq_len), reverse=True)  # longest first: no idle tail
-    workers = 1 if world > 1 or _device(t).type == "cuda" else min(t.workers, len(jobs))
+    workers = 1 if world > 1 or pick_device(t).type == "cuda" else min(t.workers, len(jobs))
     if rank == 0:
         print(f"train: {len(specs)} runs, {len(results)} resumed, {len(jobs)} to train on "
               f"{world if world > 1 else max(1, workers)} {'process' if world > 1 else 'worker'}(s)", flush=True)
     start = time.perf_counter()
     if workers > 1:
         threads = max(1, (mp.cpu_count() or 1) // workers)
-        with mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(threads,)) as pool:
+        with mp.get_context("fork").Pool(workers, initializer=init_worker, initargs=(threads,)) as pool:
             for r, timing in pool.imap_unordered(_work, jobs):
                 results.append(r)
                 _progress(r, timing, len(results), len(specs))
