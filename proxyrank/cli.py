@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from proxyrank import timings
-from proxyrank.config import ParamsError, load_params
+from proxyrank.config import load_params
+from proxyrank.errors import ParamsError
 from proxyrank.timings import stage_file
 
 DATA = Path("data")

@@ -19,14 +19,11 @@ import yaml
 from proxyrank.analysis.alignment import AlignmentParams
 from proxyrank.data.crawl import CrawlParams
 from proxyrank.curation.dedup import MinHashParams
+from proxyrank.errors import ParamsError
 from proxyrank.files import load_yaml
 from proxyrank.curation.filters import C4Rules, GopherQuality, GopherRepetition
 from proxyrank.curation.quality import ClassifierParams, PerplexityParams
 from proxyrank.analysis.theory import TheoryParams
-
-
-class ParamsError(ValueError):
-    """A params.yaml problem; the message names the key and what is allowed."""
 
 
 FAMILIES = ("gpt2", "pythia", "opt")

@@ -24,7 +24,8 @@ from test_hub import _offline
 from proxyrank.tools import candidates as cand
 from proxyrank.data import tokens
 from proxyrank.cli import main
-from proxyrank.config import ParamsError, load_params
+from proxyrank.config import load_params
+from proxyrank.errors import ParamsError
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENS = 4096  # 16 steps of 8 x 32

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from proxyrank.config import ParamsError, load_params, parse_params
+from proxyrank.config import load_params, parse_params
+from proxyrank.errors import ParamsError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -362,7 +363,8 @@ def test_rank_refuses_an_empty_jsonl_naming_it(tmp_path, params_dict):
 def test_hub_names_a_compressed_file_without_rows(tmp_path):
     import gzip
 
-    from proxyrank.data.corpus import FetchError, Source
+    from proxyrank.data.corpus import Source
+    from proxyrank.errors import FetchError
     from proxyrank.data.hub import _open
 
     with gzip.open(tmp_path / "empty.jsonl.gz", "wb") as f:

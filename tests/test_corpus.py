@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from proxyrank.data import corpus
-from proxyrank.data.corpus import FetchError, fetch, load_sources, read_docs, split
+from proxyrank.data.corpus import fetch, load_sources, read_docs, split
+from proxyrank.errors import FetchError
 from proxyrank.curation.dedup import MinHashParams
 
 NEAR = MinHashParams()

@@ -7,7 +7,8 @@ import yaml
 
 from proxyrank import timings
 from proxyrank.training import train
-from proxyrank.config import ParamsError, Rung, parse_params
+from proxyrank.config import Rung, parse_params
+from proxyrank.errors import ParamsError
 from proxyrank.tools.ladder import COLUMNS, merge, rung_params, run_ladder, train_hours
 
 

@@ -9,7 +9,8 @@ import yaml
 
 from conftest import ROOT
 from proxyrank.tools import plan
-from proxyrank.config import ParamsError, load_params, missing_stage_params, parse_params
+from proxyrank.config import load_params, missing_stage_params, parse_params
+from proxyrank.errors import ParamsError
 
 
 @pytest.fixture

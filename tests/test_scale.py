@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, smoke_params
-from proxyrank.config import ParamsError, parse_params
+from proxyrank.config import parse_params
+from proxyrank.errors import ParamsError
 from proxyrank.tools.scale import export_state, merge_state, pipeline, shared_remote, shares
 from test_pipeline import _sh, make_study
 

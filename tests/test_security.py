@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from proxyrank.config import ParamsError
+from proxyrank.errors import ParamsError
 from proxyrank.data.corpus import ChecksumError, fetch, load_sources
 
 ROOT = Path(__file__).resolve().parents[1]

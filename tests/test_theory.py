@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from proxyrank.analysis import theory
-from proxyrank.config import ParamsError, build
+from proxyrank.config import build
+from proxyrank.errors import ParamsError
 from proxyrank.analysis.metrics import spearman
 from proxyrank.analysis.theory import TheoryParams
 

@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pyarrow as pa
 
+from proxyrank.errors import DataError
 from proxyrank.curation import dedup
 from proxyrank.curation import filters
 from proxyrank.curation import quality
@@ -27,7 +28,7 @@ RULE_FILTERS = {"c4": filters.C4_RULES, "gopher_quality": filters.GOPHER_QUALITY
                 "gopher_repetition": filters.GOPHER_REPETITION_RULES}
 
 
-class RecipeError(ValueError):
+class RecipeError(DataError):
     """A recipe cannot be built as declared; the message names the recipe."""
 
 

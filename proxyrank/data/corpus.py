@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from proxyrank.errors import FetchError
 from proxyrank.files import atomic_path, load_yaml, sha256
 
 if TYPE_CHECKING:
@@ -49,10 +50,6 @@ DOC_COLUMNS = ("id", "source", "domain", "licence", "group", "text")
 # CCNet bucket head/middle/tail) and score (RPv2: CCNet perplexity, lower is better; DCLM: its
 # fastText classifier's probability, higher is better); see proxyrank/data/hub.py
 OPTIONAL_COLUMNS = ("bucket", "quality_score")
-
-
-class FetchError(RuntimeError):
-    """A source could not be fetched or failed its checksum; the message says what to do."""
 
 
 class ChecksumError(FetchError):

@@ -60,7 +60,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from proxyrank.data.corpus import DOC_COLUMNS, OPTIONAL_COLUMNS, FetchError, Source
+from proxyrank.errors import DataError
+from proxyrank.data.corpus import DOC_COLUMNS, OPTIONAL_COLUMNS, Source
+from proxyrank.errors import FetchError
 from proxyrank.files import atomic_path, sha256, write_json
 
 PER_DOC = "*"  # parsers value: take each document's domain from the data
@@ -81,7 +83,7 @@ DCLM_SCORE = "fasttext_openhermes_reddit_eli5_vs_rw_v2_bigram_200k_train_prob"
 CCNET_BUCKETS = ("head", "middle", "tail")  # RPv2 stores ccnet_bucket as 0.0 / 1.0 / 2.0
 
 
-class HubSchemaError(ValueError):
+class HubSchemaError(DataError):
     """The data does not have the fields its declared schema needs (a manifest error, not a fetch one)."""
 
 

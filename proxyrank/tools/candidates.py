@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from proxyrank.config import ParamsError, Params, build
+from proxyrank.config import Params, build
+from proxyrank.errors import ParamsError
 from proxyrank.data.corpus import Source
 from proxyrank.files import atomic_dir, atomic_path, load_yaml, sha256, write_json, write_text
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import yaml
 
 from proxyrank import timings
-from proxyrank.config import LadderParams, Params, ParamsError, Rung, missing_stage_params, parse_params
+from proxyrank.config import LadderParams, Params, Rung, missing_stage_params, parse_params
+from proxyrank.errors import ParamsError
 from proxyrank.files import load_yaml
 from proxyrank.tools.scale import child_env, git
 

@@ -14,7 +14,8 @@ import textwrap
 from collections import defaultdict
 from dataclasses import dataclass
 
-from proxyrank.config import Params, ParamsError
+from proxyrank.config import Params
+from proxyrank.errors import ParamsError
 from proxyrank.training.train import PEAK_BF16_FLOPS, RunSpec, run_specs
 
 GPT2_VOCAB = 50257  # GPT-2's vocab.json: 50,000 merges + 256 bytes + <|endoftext|>

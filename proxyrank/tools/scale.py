@@ -35,7 +35,8 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from proxyrank.config import Params, ParamsError, stage_bodies
+from proxyrank.config import Params, stage_bodies
+from proxyrank.errors import ParamsError
 from proxyrank.files import load_yaml
 
 TRAINING = ("proxies", "references")

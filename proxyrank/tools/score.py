@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from proxyrank.config import ParamsError
+from proxyrank.errors import ParamsError
 from proxyrank.files import atomic_path, write_json, write_text
 from proxyrank.analysis.metrics import (bootstrap_ci, kendall, pairwise_accuracy, percentile_interval, random_regret,
                                regret_curve, spearman)
