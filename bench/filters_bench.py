@@ -1,11 +1,13 @@
-"""Benchmark: the C4, Gopher quality and Gopher repetition filters of proxyrank.curation.filters against
-datatrove 0.10.1's C4QualityFilter, GopherQualityFilter and GopherRepetitionFilter.
+"""Benchmark: the C4, Gopher quality and Gopher repetition filters (proxyrank.curation.c4,
+gopher_quality, gopher_repetition; overview in proxyrank.curation.filters) against datatrove 0.10.1's
+C4QualityFilter, GopherQualityFilter and GopherRepetitionFilter.
 
 Same pages, same thresholds (tfds's C4 constants: 3 sentences, 5 words a line; Gopher's
 published ones), all three families on each page in turn, as the curate stage runs them. Methods:
 
 * ours: `c4_clean`, `gopher_quality`, `gopher_repetition` with the defaults the study uses;
-* ours @REV (`--baseline REV`): proxyrank/curation/filters.py as of a git revision, on the same pages;
+* ours @REV (`--baseline REV`): the filters as of a git revision, on the same pages (filters.py
+  before the families had a module each, the three family modules after);
 * datatrove, same tokens: datatrove's filters with proxyrank's `word_tokens` and
   `sentence_spans` injected as its tokenizer (so the ratio measures the rule code alone);
 * datatrove as shipped: its own English tokenizer (a blank spaCy pipeline + sentencizer since
@@ -36,6 +38,7 @@ import platform
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +47,21 @@ import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from proxyrank.data import crawl
-from proxyrank.curation import filters# noqa: E402
+from proxyrank.curation import c4, gopher_quality, gopher_repetition  # noqa: E402
+from proxyrank.data import crawl  # noqa: E402
+from proxyrank.text import word_tokens  # noqa: E402
+
+FAMILY_NAMES = {"c4": ("C4Rules", "c4_clean"), "gopher_quality": ("GopherQuality", "gopher_quality"),
+                "gopher_repetition": ("GopherRepetition", "gopher_repetition")}
+
+
+def _families(modules: dict) -> types.SimpleNamespace:
+    """The three families' rules classes and functions as one namespace (what `ours` runs)."""
+    return types.SimpleNamespace(**{name: getattr(modules[family], name)
+                                    for family, names in FAMILY_NAMES.items() for name in names})
+
+
+filters = _families({"c4": c4, "gopher_quality": gopher_quality, "gopher_repetition": gopher_repetition})
 
 CRAWL = ROOT / "data" / "crawl.parquet"
 SEED = 0
@@ -112,23 +128,32 @@ def _python_pool() -> pa.Table:
 
 
 def ours(module):
-    c4, gq, gr = module.C4Rules(), module.GopherQuality(), module.GopherRepetition()
+    c4_rules, gq, gr = module.C4Rules(), module.GopherQuality(), module.GopherRepetition()
 
     def run(texts: list[str]) -> list[tuple]:
-        return [(module.c4_clean(t, c4), module.gopher_quality(t, gq), module.gopher_repetition(t, gr))
+        return [(module.c4_clean(t, c4_rules), module.gopher_quality(t, gq), module.gopher_repetition(t, gr))
                 for t in texts]
     return run
 
 
-def baseline(rev: str):
-    source = subprocess.run(["git", "show", f"{rev}:proxyrank/curation/filters.py"], cwd=ROOT, check=True,
+def _module_at(rev: str, name: str):
+    """proxyrank/curation/<name>.py as of git revision `rev`, loaded as a module of its own (its
+    imports of other proxyrank modules resolve to this checkout)."""
+    source = subprocess.run(["git", "show", f"{rev}:proxyrank/curation/{name}.py"], cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout
-    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"filters_{rev.replace('/', '_')}.py"
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}_{rev.replace('/', '_')}.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"filters_at_{rev}", path)
+    spec = importlib.util.spec_from_file_location(f"{name}_at_{rev}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
+    return module
+
+
+def baseline(rev: str):
+    module = _module_at(rev, "filters")
+    if not hasattr(module, "c4_clean"):  # after the split: one module per family
+        module = _families({family: _module_at(rev, family) for family in FAMILY_NAMES})
     return ours(module)
 
 
@@ -138,13 +163,13 @@ def injected_tokenizer():
 
     class ProxyrankTokens(WordTokenizer):
         def word_tokenize(self, text: str) -> list[str]:
-            return filters.word_tokens(text)
+            return word_tokens(text)
 
         def sent_tokenize(self, text: str) -> list[str]:
-            return [text[a:b] for a, b in filters.sentence_spans(text)]
+            return [text[a:b] for a, b in c4.sentence_spans(text)]
 
         def span_tokenize(self, text: str) -> list[tuple[int, int]]:
-            return filters.sentence_spans(text)
+            return c4.sentence_spans(text)
 
     return ProxyrankTokens("en")
 
@@ -154,14 +179,14 @@ def datatrove(language):
     from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter
     from datatrove.pipeline.filters.c4_filters import C4QualityFilter
 
-    c4 = C4QualityFilter(min_num_sentences=3, min_words_per_line=5, language=language)
+    dt_c4 = C4QualityFilter(min_num_sentences=3, min_words_per_line=5, language=language)
     gq, gr = GopherQualityFilter(language=language), GopherRepetitionFilter(language=language)
 
     def run(texts: list[str]) -> list[tuple]:
         out = []
         for i, t in enumerate(texts):
             doc = Document(text=t, id=str(i))
-            kept = c4.filter(doc)
+            kept = dt_c4.filter(doc)
             out.append(((doc.text if kept is True else None, dt_rule(kept)),
                         dt_rule(gq.filter(Document(text=t, id=str(i)))),
                         dt_rule(gr.filter(Document(text=t, id=str(i))))))
@@ -174,11 +199,11 @@ def disagreements(texts: list[str], theirs: list[tuple]) -> tuple[int, int]:
     as they are, and with "©" written "(c)", the one known difference in what a word is
     (datatrove counts a token with any character outside its punctuation list as a word, so
     "©" is a word there; here a word holds a letter, digit or underscore)."""
-    c4 = filters.C4Rules(end_marks=[".", "?", "!", '"', "'"])
+    c4_rules = filters.C4Rules(end_marks=[".", "?", "!", '"', "'"])
     gq, gr = filters.GopherQuality(alpha_words_of="tokens"), filters.GopherRepetition()
 
     def mine(pages: list[str]) -> list[tuple]:
-        return [(filters.c4_clean(t, c4), filters.gopher_quality(t, gq), filters.gopher_repetition(t, gr))
+        return [(filters.c4_clean(t, c4_rules), filters.gopher_quality(t, gq), filters.gopher_repetition(t, gr))
                 for t in pages]
     raw = sum(a != b for a, b in zip(mine(texts), theirs))
     plain = [t.replace("©", "(c)") for t in texts]
@@ -189,7 +214,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pages", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--baseline", default=None, help="git revision of proxyrank/curation/filters.py to time too")
+    ap.add_argument("--baseline", default=None, help="git revision of the filters to time too")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     texts, source = load_pages(args.pages)

@@ -140,13 +140,13 @@ def _background(n: int, rng: random.Random) -> tuple[list[str], str]:
 
 
 def build_corpus(n_docs: int, pairs: int, k: int) -> dict:
-    from proxyrank.curation.dedup import words
+    from proxyrank.text import dedup_words
 
     rng = random.Random(SEED)
     fresh = _FreshWords()
     made = [planted_pair(rng, fresh, lo, hi, k) for lo, hi in BANDS for _ in range(pairs)]
     for a, b, j in made:  # the construction is the claim: check it from the texts
-        real = _jaccard(_shingles(words(a), k), _shingles(words(b), k))
+        real = _jaccard(_shingles(dedup_words(a), k), _shingles(dedup_words(b), k))
         if abs(real - j) > 1e-12:
             sys.exit(f"planted pair: constructed J = {j}, measured {real}")
     texts, source = _background(max(0, n_docs - 2 * len(made)), rng)
@@ -190,7 +190,7 @@ def run_ours(texts: list[str], workers: int, spec: dict, module=None) -> dict:
 def run_datasketch(texts: list[str], verify: bool, spec: dict) -> dict:
     from datasketch import MinHash, MinHashLSH
 
-    from proxyrank.curation.dedup import words
+    from proxyrank.text import dedup_words
 
     p = _params(spec)
     k = p.shingle
@@ -199,7 +199,7 @@ def run_datasketch(texts: list[str], verify: bool, spec: dict) -> dict:
 
     def shingle_lists():  # streamed: the same normalised word shingles as ours
         for t in texts:
-            w = words(t)
+            w = dedup_words(t)
             yield [" ".join(w[i:i + k]).encode() for i in range(max(1, len(w) - k + 1))] if w else []
 
     kept = {}  # kept documents' hash values, for the verify variant
@@ -275,7 +275,7 @@ def child(method: str, data: str, out: str) -> None:
 
 def score(corpus: dict, matched: dict[int, int], p) -> dict:
     """Per Jaccard band: planted copies flagged / planted; and the precision of all removals."""
-    from proxyrank.curation.dedup import words
+    from proxyrank.text import dedup_words
 
     texts, planted = corpus["texts"], corpus["planted"]
     flagged = [[0, 0] for _ in BANDS]
@@ -286,7 +286,7 @@ def score(corpus: dict, matched: dict[int, int], p) -> dict:
 
     def sh(i):
         if i not in cache:
-            cache[i] = _shingles(words(texts[i]), p.shingle)
+            cache[i] = _shingles(dedup_words(texts[i]), p.shingle)
         return cache[i]
 
     known = {(copy, orig): j for copy, orig, j in planted}
@@ -402,11 +402,17 @@ def _command(args) -> str:
 
 
 def write_report(args, corpus, n_words, results, p, ds_version, load0, load1):
-    from proxyrank.curation.dedup import candidate_probability, detection_probability
+    L = (_report_head(args, corpus, n_words, p, ds_version, load0, load1) + _band_table(results, p)
+         + _summary_table(results, len(corpus["texts"])) + _report_notes(results, p, load0))
+    L.append("")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(L))
+    print(f"wrote {args.out}")
 
+
+def _report_head(args, corpus, n_words, p, ds_version, load0, load1) -> list[str]:
+    """Title, command, machine, documents and what every method shares."""
     n = len(corpus["texts"])
-    ds, o1 = results["datasketch"], results["ours, workers=1"]
-    names = list(results)
     L = ["# MinHash-LSH near-dedup: proxyrank.curation.dedup vs datasketch", ""]
     L.append(f"Command: `{_command(args)}`  ")
     L.append(f"Machine: {os.cpu_count()} cores ({_cpu()}), Python {platform.python_version()}, "
@@ -418,9 +424,18 @@ def write_report(args, corpus, n_words, results, p, ds_version, load0, load1):
     L.append(f"All methods: the same normalised word {p.shingle}-gram shingles, num_perm={p.num_perm}, "
              f"threshold={p.threshold}. Each method runs in its own fresh subprocess; seconds = the fastest "
              f"of {args.repeats} interleaved rounds.")
-    L += ["", "## Share of planted pairs flagged, by exact Jaccard", "",
-          "| true J | pairs | " + " | ".join(names) + " | P(flag), ours (model) |",
-          "|---|---:|" + "---:|" * len(names) + "---:|"]
+    return L
+
+
+def _band_table(results, p) -> list[str]:
+    """Share of planted pairs each method flagged, per band of exact Jaccard, beside the model."""
+    from proxyrank.curation.dedup import detection_probability
+
+    o1 = results["ours, workers=1"]
+    names = list(results)
+    L = ["", "## Share of planted pairs flagged, by exact Jaccard", "",
+         "| true J | pairs | " + " | ".join(names) + " | P(flag), ours (model) |",
+         "|---|---:|" + "---:|" * len(names) + "---:|"]
     for b, (lo, hi) in enumerate(BANDS):
         total = o1["bands"][b][1]
         cells = [f"{results[m]['bands'][b][0] / total:.3f}" for m in names]
@@ -430,11 +445,17 @@ def write_report(args, corpus, n_words, results, p, ds_version, load0, load1):
           "recall. 'P(flag), ours (model)': `detection_probability` at the band's lower end (ideal "
           "independent minima): 0 below the threshold, since a pair is a duplicate only if its exact "
           "Jaccard is >= the threshold.")]
-    L += ["", "## Summary", "",
-          "| method | LSH | recall (J >= t) | planted J < t flagged | removed | precision | lowest J removed "
-          "| others removed (J < t) | seconds | CPU s main + workers | docs/s | speed ours (workers=1) / this "
-          "| peak RSS MB (before) |",
-          "|---|---|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|"]
+    return L
+
+
+def _summary_table(results, n: int) -> list[str]:
+    """One row per method: recall, precision, time, memory; then each round's seconds."""
+    o1 = results["ours, workers=1"]
+    L = ["", "## Summary", "",
+         "| method | LSH | recall (J >= t) | planted J < t flagged | removed | precision | lowest J removed "
+         "| others removed (J < t) | seconds | CPU s main + workers | docs/s | speed ours (workers=1) / this "
+         "| peak RSS MB (before) |",
+         "|---|---|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|"]
     rounds = []
     for m, r in results.items():
         cpu = f"{r['cpu_s']:.1f}" + (f" + {r['children_cpu_s']:.1f}" if r["children_cpu_s"] else "")
@@ -444,24 +465,21 @@ def write_report(args, corpus, n_words, results, p, ds_version, load0, load1):
                  f"{r['peak_kb'] / 1024:.0f} ({r['base_kb'] / 1024:.0f}) |")
         rounds.append(f"{m}: " + ", ".join(f"{t:.2f}" for t in r["times"]) + " s")
     L += ["", "Rounds (seconds): " + "; ".join(rounds) + ".", ""]
+    return L
+
+
+def _report_notes(results, p, load0) -> list[str]:
+    """Speed ratios, the baseline's errors at the threshold, and why the methods differ."""
+    from proxyrank.curation.dedup import candidate_probability
+
+    ds, o1 = results["datasketch"], results["ours, workers=1"]
     wall = statistics.median(d / o for d, o in zip(ds["times"], o1["times"]))
     cpu = statistics.median(d / o for d, o in zip(ds["cpu_times"], o1["cpu_times"]))
-    L.append(f"**Speed ratio ours (workers=1) / datasketch, same documents, same run: {wall:.2f}x** (median "
-             f"over rounds of datasketch's time / ours in the same round; in CPU seconds {cpu:.2f}x; fastest "
-             f"round / fastest round {ds['seconds'] / o1['seconds']:.2f}x; datasketch + verify: "
-             f"{results['datasketch + verify']['seconds'] / o1['seconds']:.2f}x).")
-    base = [m for m in names if m.startswith("ours @")]
-    if base:
-        b = results[base[0]]
-        lo_band, hi_band = _band_of(p.threshold - 0.01), _band_of(p.threshold)
-        L += ["", (f"Before ({base[0]}, candidates verified by the share of equal minima): it kept "
-              f"{1 - b['bands'][hi_band][0] / b['bands'][hi_band][1]:.1%} of the planted pairs with J in "
-              f"[{BANDS[hi_band][0]:.2f}, {BANDS[hi_band][1]:.2f}) and removed "
-              f"{b['bands'][lo_band][0] / b['bands'][lo_band][1]:.1%} of those in [{BANDS[lo_band][0]:.2f}, "
-              f"{BANDS[lo_band][1]:.2f}): the threshold was the 50% point of an estimate. Time ours / "
-              f"before: {statistics.median(o / x for o, x in zip(o1['times'], b['times'])):.2f} (median over "
-              f"rounds; CPU {statistics.median(o / x for o, x in zip(o1['cpu_times'], b['cpu_times'])):.2f}): "
-              "exact verification and 32 bands add work, a faster normalisation of non-ASCII text saves some.")]
+    L = [f"**Speed ratio ours (workers=1) / datasketch, same documents, same run: {wall:.2f}x** (median "
+         f"over rounds of datasketch's time / ours in the same round; in CPU seconds {cpu:.2f}x; fastest "
+         f"round / fastest round {ds['seconds'] / o1['seconds']:.2f}x; datasketch + verify: "
+         f"{results['datasketch + verify']['seconds'] / o1['seconds']:.2f}x)."]
+    L += _baseline_note(results, p)
     o2 = results["ours, workers=2"]
     L += ["", (f"workers=2 / workers=1 wall time: {o2['seconds'] / o1['seconds']:.2f}: the pool pays off only "
           f"when a second core is free; the load average was {load0[0]:.1f} on {os.cpu_count()} cores "
@@ -478,10 +496,25 @@ def write_report(args, corpus, n_words, results, p, ds_version, load0, load1):
              f"hashes alone: datasketch's {ds['b']} bands x {ds['r']} rows put the S-curve's 50% point at "
              f"J = {(1 / ds['b']) ** (1 / ds['r']):.3f}, so it misses pairs above the threshold and "
              "flags pairs below it.")
-    L.append("")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(L))
-    print(f"wrote {args.out}")
+    return L
+
+
+def _baseline_note(results, p) -> list[str]:
+    """With --baseline: what the estimate-verified dedup kept and removed at the threshold."""
+    o1 = results["ours, workers=1"]
+    base = [m for m in results if m.startswith("ours @")]
+    if not base:
+        return []
+    b = results[base[0]]
+    lo_band, hi_band = _band_of(p.threshold - 0.01), _band_of(p.threshold)
+    return ["", (f"Before ({base[0]}, candidates verified by the share of equal minima): it kept "
+            f"{1 - b['bands'][hi_band][0] / b['bands'][hi_band][1]:.1%} of the planted pairs with J in "
+            f"[{BANDS[hi_band][0]:.2f}, {BANDS[hi_band][1]:.2f}) and removed "
+            f"{b['bands'][lo_band][0] / b['bands'][lo_band][1]:.1%} of those in [{BANDS[lo_band][0]:.2f}, "
+            f"{BANDS[lo_band][1]:.2f}): the threshold was the 50% point of an estimate. Time ours / "
+            f"before: {statistics.median(o / x for o, x in zip(o1['times'], b['times'])):.2f} (median over "
+            f"rounds; CPU {statistics.median(o / x for o, x in zip(o1['cpu_times'], b['cpu_times'])):.2f}): "
+            "exact verification and 32 bands add work, a faster normalisation of non-ASCII text saves some.")]
 
 
 def np_version() -> str:

@@ -6,7 +6,7 @@
 (the LR grid, the seeds, the recipes) as one set of stacked weights: every parameter gets a
 leading run dimension, the forward is `torch.func.vmap` over `functional_call` on one weightless
 copy of the model, and one backward over the sum of the per-run losses gives each run the gradient
-of its own loss (the runs share no weights). Each run keeps what `train.train_run` gives it: its
+of its own loss (the runs share no weights). Each run keeps what `loop.train_run` gives it: its
 seed's initialisation, its seed's data order over its own tokens, its LR and schedule, and its
 own AdamW state; the optimizer is AdamW written out over the run dimension (per-run LR, bias
 correction, decoupled weight decay on the >= 2-D parameters only, per-run global-norm gradient
@@ -63,10 +63,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from proxyrank.config import TrainParams  # noqa: E402
+from proxyrank.training.batches import batch_rows, run_order, run_sequences, windows  # noqa: E402
+from proxyrank.training.devices import autocast_for, distributed, peak_flops, pick_device  # noqa: E402
+from proxyrank.training.loop import eval_points, train_run  # noqa: E402
 from proxyrank.training.models import PRESETS, build_config, build_model, count_params, train_flops  # noqa: E402
-from proxyrank.training.train import (RunSpec, autocast_for, pick_device, peak_flops, distributed, eval_points,  # noqa: E402
-                             lr_at, train_run)
+from proxyrank.training.optim import lr_at  # noqa: E402
+from proxyrank.training.params import RunSpec, TrainParams, steps_from_tokens, tokens_trained  # noqa: E402
 
 FAMILIES = ("gpt2", "pythia", "opt")
 ATTN = ("sdpa", "eager")
@@ -222,7 +224,7 @@ def _clip_per_run(stack: _Stack, max_norm: float) -> None:
 
 def _evaluate(stack: _Stack, valid: dict[str, np.ndarray], seq_len: int, batch_size: int, device,
               autocast) -> list[dict[str, float]]:
-    """train.evaluate for every run at once: the same windows and batches, one list entry per run."""
+    """loop.evaluate for every run at once: the same windows and batches, one list entry per run."""
     import torch
 
     stack.base.eval()
@@ -230,8 +232,8 @@ def _evaluate(stack: _Stack, valid: dict[str, np.ndarray], seq_len: int, batch_s
     out = [{} for _ in range(n_runs)]
     with torch.no_grad(), autocast():
         for d, arr in valid.items():
-            n = (len(arr) - 1) // seq_len
-            x = torch.from_numpy(np.asarray(arr[: n * seq_len], dtype=np.int64)).view(n, seq_len).to(device)
+            x = torch.from_numpy(windows(arr, seq_len)).to(device)
+            n = len(x)
             losses = torch.stack([stack.losses(x[i:i + batch_size], shared_input=True).float()
                                   for i in range(0, n, batch_size)]).cpu().numpy()  # [batches, N]
             sizes = [min(batch_size, n - i) for i in range(0, n, batch_size)]
@@ -252,6 +254,46 @@ def train_stacked(specs: Sequence[RunSpec], t: TrainParams, train_tokens_per_run
     specs = list(specs)
     if not specs:
         return []
+    streams = _streams(specs, t, train_tokens_per_run)
+    n_runs = len(specs)
+    device = pick_device(t)
+    micro = t.batch_size // t.grad_accum
+    if micro * t.grad_accum != t.batch_size:
+        raise ValueError(f"train.batch_size {t.batch_size} does not split into grad_accum {t.grad_accum}")
+    stack = _Stack(specs[0].preset, [s.seed for s in specs], vocab_size, t.seq_len, device, attn)
+    steps = steps_from_tokens(specs[0].tokens, t)
+    data, orders = _run_data(specs, streams, t)
+    state = {"step": torch.zeros(n_runs, dtype=torch.float64, device=device),
+             "m": {n: torch.zeros_like(p) for n, p in stack.params.items()},
+             "v": {n: torch.zeros_like(p) for n, p in stack.params.items()}}
+    autocast = autocast_for(t, device)
+    checkpoints = eval_points(steps, t.eval_points)
+    curves = [[] for _ in specs]
+    alive = torch.ones(n_runs, dtype=torch.bool, device=device)
+    start = time.perf_counter()
+    _add_points(curves, stack, valid, t, device, autocast, 0, None, alive)  # as train_run: the initial loss
+    stack.base.train()
+    for step in range(steps):
+        lrs = torch.tensor([lr_at(step, steps, s.lr, t) for s in specs], dtype=torch.float64, device=device)
+        rows = np.stack([batch_rows(d, o, step, 1, t.batch_size) for d, o in zip(data, orders)])
+        total = _stacked_loss(stack, rows, t, micro, device, autocast)
+        alive &= torch.isfinite(total)
+        if not bool(alive.any()):
+            break
+        _clip_per_run(stack, t.grad_clip)
+        _stacked_adamw(stack, state, lrs, t, alive)
+        for p in stack.params.values():
+            p.grad = None
+        if step + 1 in checkpoints:
+            _add_points(curves, stack, valid, t, device, autocast, step + 1, total, alive)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    wall = time.perf_counter() - start
+    return _records(specs, t, stack, steps, curves, alive, wall, device, list(valid), attn)
+
+
+def _streams(specs: list[RunSpec], t: TrainParams, train_tokens_per_run) -> list:
+    """One token array per spec, after the checks that make the runs stackable."""
     presets = {s.preset for s in specs}
     if len(presets) != 1:
         raise StackingError(f"one preset per stack, got {sorted(presets)}")
@@ -264,64 +306,53 @@ def train_stacked(specs: Sequence[RunSpec], t: TrainParams, train_tokens_per_run
         else [train_tokens_per_run] * len(specs)
     if len(streams) != len(specs):
         raise ValueError(f"{len(streams)} token arrays for {len(specs)} runs")
-    preset, n_runs = specs[0].preset, len(specs)
-    device = pick_device(t)
-    micro = t.batch_size // t.grad_accum
-    if micro * t.grad_accum != t.batch_size:
-        raise ValueError(f"train.batch_size {t.batch_size} does not split into grad_accum {t.grad_accum}")
-    stack = _Stack(preset, [s.seed for s in specs], vocab_size, t.seq_len, device, attn)
-    n_seq = specs[0].tokens // t.seq_len
-    steps = n_seq // t.batch_size
+    return streams
+
+
+def _run_data(specs: list[RunSpec], streams: list, t: TrainParams) -> tuple[list, list]:
+    """Each run's sequences and order, as train_run cuts them (runs on one stream share one copy)."""
     arrays = {}
     data = []
-    for s in streams:  # runs on the same stream share one copy
+    for s in streams:
         if id(s) not in arrays:
-            arrays[id(s)] = np.asarray(s[: n_seq * t.seq_len], dtype=np.int64).reshape(n_seq, t.seq_len)
+            arrays[id(s)] = run_sequences(s, specs[0].tokens, t.seq_len)
         data.append(arrays[id(s)])
-    orders = [np.random.default_rng(s.seed).permutation(n_seq) for s in specs]
-    state = {"step": torch.zeros(n_runs, dtype=torch.float64, device=device),
-             "m": {n: torch.zeros_like(p) for n, p in stack.params.items()},
-             "v": {n: torch.zeros_like(p) for n, p in stack.params.items()}}
-    autocast = autocast_for(t, device)
-    checkpoints = eval_points(steps, t.eval_points)
-    curves = [[] for _ in specs]
-    alive = torch.ones(n_runs, dtype=torch.bool, device=device)
-    start = time.perf_counter()
-    for r, losses_r in enumerate(_evaluate(stack, valid, t.seq_len, t.batch_size * 4, device, autocast)):
-        curves[r].append({"step": 0, "tokens": 0, "train_loss": None,  # as train.train_run: the initial loss
-                          "loss_mean": float(np.mean(list(losses_r.values()))),
-                          **{f"loss_{d}": v for d, v in losses_r.items()}})
-    stack.base.train()
-    for step in range(steps):
-        lrs = torch.tensor([lr_at(step, steps, s.lr, t) for s in specs], dtype=torch.float64, device=device)
-        rows = np.stack([d[o[step * t.batch_size:(step + 1) * t.batch_size]] for d, o in zip(data, orders)])
-        total = torch.zeros(n_runs, device=device)
-        for m in range(t.grad_accum):
-            x = torch.from_numpy(rows[:, m * micro:(m + 1) * micro]).to(device, non_blocking=True)
-            with autocast():
-                losses = stack.losses(x) / t.grad_accum
-            losses.sum().backward()
-            total += losses.detach().float()
-        alive &= torch.isfinite(total)
-        if not bool(alive.any()):
-            break
-        _clip_per_run(stack, t.grad_clip)
-        _stacked_adamw(stack, state, lrs, t, alive)
-        for p in stack.params.values():
-            p.grad = None
-        if step + 1 in checkpoints:
-            evals = _evaluate(stack, valid, t.seq_len, t.batch_size * 4, device, autocast)
-            for r, losses_r in enumerate(evals):
-                if bool(alive[r]):
-                    curves[r].append({"step": step + 1, "tokens": (step + 1) * t.batch_size * t.seq_len,
-                                      "train_loss": float(total[r]),
-                                      "loss_mean": float(np.mean(list(losses_r.values()))),
-                                      **{f"loss_{d}": v for d, v in losses_r.items()}})
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    wall = time.perf_counter() - start
-    tokens_trained = steps * t.batch_size * t.seq_len
-    flops = train_flops(stack.n_params, preset, t.seq_len, tokens_trained)
+    return data, [run_order(len(data[0]), s.seed) for s in specs]
+
+
+def _stacked_loss(stack: _Stack, rows: np.ndarray, t: TrainParams, micro: int, device, autocast):
+    """Forward and backward of every run's batch (rows: [runs, batch, seq]) in t.grad_accum
+    micro-batches; each run's mean loss."""
+    import torch
+
+    total = torch.zeros(rows.shape[0], device=device)
+    for m in range(t.grad_accum):
+        x = torch.from_numpy(rows[:, m * micro:(m + 1) * micro]).to(device, non_blocking=True)
+        with autocast():
+            losses = stack.losses(x) / t.grad_accum
+        losses.sum().backward()
+        total += losses.detach().float()
+    return total
+
+
+def _add_points(curves: list[list], stack: _Stack, valid, t: TrainParams, device, autocast, step: int, total,
+                alive) -> None:
+    """A loss-curve point for every run still alive, as train_run's."""
+    evals = _evaluate(stack, valid, t.seq_len, t.batch_size * 4, device, autocast)
+    for r, losses_r in enumerate(evals):
+        if bool(alive[r]):
+            curves[r].append({"step": step, "tokens": step * t.batch_size * t.seq_len,
+                              "train_loss": None if total is None else float(total[r]),
+                              "loss_mean": float(np.mean(list(losses_r.values()))),
+                              **{f"loss_{d}": v for d, v in losses_r.items()}})
+
+
+def _records(specs: list[RunSpec], t: TrainParams, stack: _Stack, steps: int, curves: list, alive, wall: float,
+             device, domains: list[str], attn: str) -> list[dict]:
+    """train_run's record for each run (the one wall time shared out), plus what stacking adds."""
+    n_runs, preset = len(specs), specs[0].preset
+    trained = tokens_trained(specs[0].tokens, t)
+    flops = train_flops(stack.n_params, preset, t.seq_len, trained)
     achieved = flops * n_runs / wall if wall > 0 else None  # all runs' FLOPs over the one wall time
     peak = peak_flops(device)
     results = []
@@ -329,14 +360,14 @@ def train_stacked(specs: Sequence[RunSpec], t: TrainParams, train_tokens_per_run
         curve = curves[r]
         final = curve[-1] if curve and curve[-1]["step"] == steps and bool(alive[r]) else None
         result = {**dataclasses.asdict(spec), "run_id": spec.run_id, "n_params": stack.n_params, "steps": steps,
-                  "tokens_trained": tokens_trained, "wall_s": round(wall / n_runs, 3), "resumed_from_step": 0,
-                  "tokens_per_s": round(tokens_trained * n_runs / wall, 1) if wall > 0 else None,
+                  "tokens_trained": trained, "wall_s": round(wall / n_runs, 3), "resumed_from_step": 0,
+                  "tokens_per_s": round(trained * n_runs / wall, 1) if wall > 0 else None,
                   "device": str(device.type), "world_size": 1, "train_flops": flops,
                   "tflops_per_s": round(achieved / 1e12, 4) if achieved else None,
                   "mfu": round(achieved / peak, 4) if achieved and peak else None,
                   "diverged": final is None, "curve": curve,
                   "stacked_runs": n_runs, "stacked_wall_s": round(wall, 3), "attn": attn}
-        for key in ["loss_mean"] + [f"loss_{d}" for d in valid]:
+        for key in ["loss_mean"] + [f"loss_{d}" for d in domains]:
             result[key] = final[key] if final else float("nan")
         results.append(result)
     return results
@@ -392,9 +423,7 @@ def _compare(preset: str, n: int, t: TrainParams, tokens: int, streams, valid, a
     return {**best, "diff": diff}
 
 
-def main(argv: list[str] | None = None) -> str:
-    import torch
-
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--families", default="pythia,opt,gpt2")
     ap.add_argument("--size", default="tiny", help="preset size: nano, tiny, mini (the pipeline's proxies: tiny)")
@@ -407,33 +436,50 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--attn", default="sdpa", choices=ATTN)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "stacked_training.md"))
-    a = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    args = " ".join(sys.argv[1:] if argv is None else argv)
+    return ap.parse_args(argv)
+
+
+def _header(a: argparse.Namespace, args: str) -> list[str]:
+    """The report's title, command, setting and table head."""
+    import torch
+
+    return ["# Stacked training (vmap over functional_call) against the same runs one after another\n",
+            f"Command: `{('.venv/bin/python bench/stacked_training.py ' + args).strip()}`\n",
+            f"torch {torch.__version__}, {__import__('os').cpu_count()} cores, 1 thread "
+            f"(`torch.set_num_threads(1)`), fp32; seq {a.seq}, vocab {VOCAB}, {a.steps} optimizer steps per run, "
+            f"evaluation at 4 points on 2 x 8 windows; attention `{a.attn}` under vmap (`sdpa` alone). N runs "
+            f"with LRs geometric over the pipeline's range 3e-3 .. 1e-6, seeds alternating 0/1, each run on its "
+            f"own token stream. *alone*: `train_run` for each run in turn; *stacked*: `train_stacked` on all N. "
+            f"*loop* ratio: alone loop seconds (records' `wall_s`: steps + evaluation) over stacked loop seconds; "
+            f"*e2e* ratio: the same with model building (the process is warm: one small run of each kind first). "
+            f"Ratio > 1 means stacking is faster. *max abs diff*: the largest |difference| of any train or "
+            f"validation loss at any evaluation point between a stacked run and the same run trained alone. "
+            f"Best of {a.repeats}; this machine was also running other work, so timings carry noise of ~10%.\n",
+            "| preset | N | batch | alone tok/s (loop) | stacked tok/s (loop) | loop ratio | e2e ratio | max abs diff |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+
+
+def _configs(a: argparse.Namespace) -> list[tuple[str, int, int]]:
+    """(preset, runs, batch) of every row of the table."""
     fams = a.families.split(",")
     configs = [(f"{fam}-{a.size}", n, a.batch) for fam in fams for n in (int(x) for x in a.runs.split(","))]
     if a.big_batch:
         configs.append((f"{fams[0]}-{a.size}", 4, a.big_batch))
     if a.nano:
         configs.append((f"{fams[0]}-nano", 8, a.batch))
-    valid = {"a": _stream(a.seq * 8 + 1, 101), "b": _stream(a.seq * 8 + 1, 102)}
-    lines = ["# Stacked training (vmap over functional_call) against the same runs one after another\n",
-             f"Command: `{('.venv/bin/python bench/stacked_training.py ' + args).strip()}`\n",
-             f"torch {torch.__version__}, {__import__('os').cpu_count()} cores, 1 thread "
-             f"(`torch.set_num_threads(1)`), fp32; seq {a.seq}, vocab {VOCAB}, {a.steps} optimizer steps per run, "
-             f"evaluation at 4 points on 2 x 8 windows; attention `{a.attn}` under vmap (`sdpa` alone). N runs "
-             f"with LRs geometric over the pipeline's range 3e-3 .. 1e-6, seeds alternating 0/1, each run on its "
-             f"own token stream. *alone*: `train_run` for each run in turn; *stacked*: `train_stacked` on all N. "
-             f"*loop* ratio: alone loop seconds (records' `wall_s`: steps + evaluation) over stacked loop seconds; "
-             f"*e2e* ratio: the same with model building (the process is warm: one small run of each kind first). "
-             f"Ratio > 1 means stacking is faster. *max abs diff*: the largest |difference| of any train or "
-             f"validation loss at any evaluation point between a stacked run and the same run trained alone. "
-             f"Best of {a.repeats}; this machine was also running other work, so timings carry noise of ~10%.\n",
-             "| preset | N | batch | alone tok/s (loop) | stacked tok/s (loop) | loop ratio | e2e ratio | max abs diff |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    return configs
+
+
+def main(argv: list[str] | None = None) -> str:
+    import torch
+
+    a = _arguments(argv)
+    torch.set_num_threads(1)
+    lines = _header(a, " ".join(sys.argv[1:] if argv is None else argv))
     print("\n".join(lines), flush=True)
+    valid = {"a": _stream(a.seq * 8 + 1, 101), "b": _stream(a.seq * 8 + 1, 102)}
     errors, warmed = [], set()
-    for preset, n, batch in configs:
+    for preset, n, batch in _configs(a):
         t = TrainParams(seq_len=a.seq, batch_size=batch, eval_points=4, warmup_frac=0.05)
         tokens = a.steps * batch * a.seq
         streams = [_stream(tokens + a.seq, i) for i in range(n)]

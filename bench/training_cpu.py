@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/training_cpu.py [--tokens 100000] > bench/results/training_cpu.md
 
-1. loop overhead: `train.train_run` (schedule, clipping, evaluation) against the plainest loop on
+1. loop overhead: `loop.train_run` (schedule, clipping, evaluation) against the plainest loop on
    the same model, batch and optimizer, in the same process, interleaved; ratio of tokens/s.
 2. batching: tokens/s of one tiny model at batch 4..64, 1 thread. If a bigger batch does not
    raise tokens/s, then training several runs as one stacked model (torch.func.vmap or grouped
@@ -20,9 +20,10 @@ import time
 import numpy as np
 import torch
 
-from proxyrank.config import TrainParams
+from proxyrank.training.loop import train_run
 from proxyrank.training.models import build_model
-from proxyrank.training.train import RunSpec, train_run
+from proxyrank.training.params import RunSpec, TrainParams
+from proxyrank.training.pool import forked
 
 VOCAB, SEQ, BATCH = 1024, 128, 8
 
@@ -62,11 +63,6 @@ def batch_throughput(preset: str, batch: int, steps: int = 12) -> float:
     return steps * batch * SEQ / (time.perf_counter() - start)
 
 
-def _worker(args):
-    torch.set_num_threads(1)
-    return ours(*args)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=100_000)
@@ -97,16 +93,15 @@ def main() -> None:
     print("\n## 3. Two runs: two forked 1-thread workers vs one 2-thread process\n")
     jobs = [("gpt2-tiny", data, 1e-3, 0), ("gpt2-tiny", data, 1e-4, 0)]
     start = time.perf_counter()
-    with mp.get_context("fork").Pool(2) as pool:
-        pool.map(_worker, jobs)
-    forked = time.perf_counter() - start
+    list(forked(ours, jobs, 2, threads=1))  # the study's runner (training/pool.py)
+    two_workers = time.perf_counter() - start
     torch.set_num_threads(2)
     start = time.perf_counter()
     for job in jobs:
         ours(*job)
     threaded = time.perf_counter() - start
-    print(f"two 1-thread workers: {forked:.1f} s; one 2-thread process: {threaded:.1f} s; "
-          f"ratio {threaded / forked:.2f}")
+    print(f"two 1-thread workers: {two_workers:.1f} s; one 2-thread process: {threaded:.1f} s; "
+          f"ratio {threaded / two_workers:.2f}")
 
 
 if __name__ == "__main__":

@@ -16,21 +16,26 @@ from pathlib import Path
 
 import yaml
 
-from proxyrank.analysis.alignment import AlignmentParams
-from proxyrank.data.crawl import CrawlParams
+from proxyrank.analysis.params import AlignmentParams, TheoryParams, ValidityParams
 from proxyrank.curation.dedup import MinHashParams
+from proxyrank.curation.c4 import C4Rules
+from proxyrank.curation.gopher_quality import GopherQuality
+from proxyrank.curation.gopher_repetition import GopherRepetition
+from proxyrank.curation.quality import ClassifierParams, PerplexityParams
+from proxyrank.data.crawl import CrawlParams
+from proxyrank.data.sources import BUCKETS
 from proxyrank.errors import ParamsError
 from proxyrank.files import load_yaml
-from proxyrank.curation.filters import C4Rules, GopherQuality, GopherRepetition
-from proxyrank.curation.quality import ClassifierParams, PerplexityParams
-from proxyrank.analysis.theory import TheoryParams
+from proxyrank.training.params import ModelSpec, TrainParams, same_lr
+
+# Params composes the sections; the sections of training and analysis live in their rooms
+# (TrainParams and ModelSpec: training/params.py) and are importable from here too.
 
 
 FAMILIES = ("gpt2", "pythia", "opt")
 DEDUP_MODES = ("none", "exact", "minhash", "aggressive")
 SOURCES = ("pool", "crawl")
 FILTERS = ("c4", "gopher_quality", "gopher_repetition", "dclm")
-BUCKETS = ("head", "middle", "tail")
 TOKENIZER_KINDS = ("bpe", "gpt2")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -59,7 +64,7 @@ class CorpusParams:
 @dataclass(frozen=True)
 class SplitParams:
     valid_domains: list[str]
-    valid_chars: int = 200_000
+    valid_chars: int = 60_000
 
 
 @dataclass(frozen=True)
@@ -90,60 +95,10 @@ class CurationParams:
     gopher_quality: GopherQuality = field(default_factory=GopherQuality)
     gopher_repetition: GopherRepetition = field(default_factory=GopherRepetition)
     perplexity: PerplexityParams = field(default_factory=PerplexityParams)
-    dclm: ClassifierParams = field(default_factory=ClassifierParams)
+    # DCLM keeps its top 10% (ClassifierParams' default); the study's smaller crawl needs 20%
+    dclm: ClassifierParams = field(default_factory=lambda: ClassifierParams(keep_frac=0.2))
     minhash: MinHashParams = field(default_factory=MinHashParams)
     aggressive: MinHashParams = field(default_factory=lambda: MinHashParams(threshold=0.5, bands=32, paragraph=True))
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    family: str
-    preset: str
-    lrs: list[float]
-    seeds: list[int] = field(default_factory=lambda: [0])
-    # LRs trained at every seed (for seed spread where it matters); the others at seeds[0] only.
-    # None: every LR at every seed.
-    seed_lrs: typing.Optional[list[float]] = None
-
-    def runs(self) -> list[tuple[float, int]]:
-        """(lr, seed) of every run this spec declares."""
-        every = self.lrs if self.seed_lrs is None else self.seed_lrs
-        return [(lr, seed) for lr in self.lrs for i, seed in enumerate(self.seeds)
-                if i == 0 or any(_same(lr, x) for x in every)]
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    seq_len: int = 128
-    batch_size: int = 16
-    proxy_tokens: int = 400_000
-    reference_tokens: int = 800_000
-    valid_tokens: int = 16_384
-    warmup_frac: float = 0.05
-    min_lr_frac: float = 0.1
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
-    eval_points: int = 4
-    workers: int = 2
-    # GPU path (docs: README, "Scaling up"); the CPU default leaves them at auto / off.
-    device: str = "auto"  # auto: cuda when available, else cpu
-    precision: str = "auto"  # auto: bf16 autocast on cuda, fp32 on cpu
-    compile: bool = False  # torch.compile the model
-    grad_accum: int = 1  # micro-batches per optimizer step (batch_size is the global batch)
-    activation_checkpointing: bool = False
-
-
-@dataclass(frozen=True)
-class ValidityParams:
-    """Thresholds of the checks that say whether a run can test the claim (proxyrank/analysis/validity.py)."""
-    max_grid_ratio: float = 2.0  # V1: neighbouring reference LRs at most this far apart
-    min_ref_seeds: int = 2  # V1 / V3: reference seeds needed
-    min_resolved_share: float = 0.8  # V1: share of recipes whose reference optimum is resolved
-    min_loss_drop: float = 0.1  # V2: nats a proxy must fall from its step-0 loss
-    min_reliability: float = 0.7  # V2: split-half reliability (Spearman-Brown) of a proxy LR
-    z: float = 1.96  # a pair is separated when |difference| > z x its standard error
 
 
 @dataclass(frozen=True)
@@ -213,39 +168,9 @@ def build(tp, value, key: str):
     if tp is typing.Any:  # checked where it is used (a ladder rung's overrides: by parsing the rung)
         return value
     if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ParamsError(f"{key}: expected a mapping, got {type(value).__name__}")
-        fields = {f.name: f for f in dataclasses.fields(tp)}
-        for k in value:
-            if k not in fields:
-                hint = difflib.get_close_matches(str(k), fields, n=1)
-                raise ParamsError(f"{key + '.' if key else ''}{k}: unknown key"
-                                  + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                                  + f"; allowed: {', '.join(fields)}")
-        hints = typing.get_type_hints(tp)
-        kwargs = {}
-        for name, f in fields.items():
-            sub = f"{key}.{name}" if key else name
-            if name in value:
-                kwargs[name] = build(hints[name], value[name], sub)
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ParamsError(f"{sub}: required key is missing")
-        try:
-            return tp(**kwargs)
-        except ParamsError:
-            raise
-        except ValueError as e:  # a section's own checks (its __post_init__)
-            raise ParamsError(f"{key}: {e}") from None
+        return _build_section(tp, value, key)
     if origin in (typing.Union, types.UnionType):
-        errors = []
-        for option in typing.get_args(tp):
-            if option is type(None) and value is None:
-                return None
-            try:
-                return build(option, value, key)
-            except ParamsError as e:
-                errors.append(str(e))
-        raise ParamsError(f"{key}: {value!r} matches none of {_type_name(tp)} ({'; '.join(errors)})")
+        return _build_union(tp, value, key)
     if origin is list:
         if not isinstance(value, list):
             raise ParamsError(f"{key}: expected a list, got {value!r}")
@@ -256,6 +181,51 @@ def build(tp, value, key: str):
             raise ParamsError(f"{key}: expected a mapping, got {value!r}")
         kt, vt = typing.get_args(tp)
         return {build(kt, k, key): build(vt, v, f"{key}.{k}") for k, v in value.items()}
+    return _build_scalar(tp, value, key)
+
+
+def _build_section(tp, value, key: str):
+    """A dataclass from a mapping: unknown keys refused (with the closest allowed one), missing
+    required keys named, and the section's own checks (its __post_init__) reported under `key`."""
+    if not isinstance(value, dict):
+        raise ParamsError(f"{key}: expected a mapping, got {type(value).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(tp)}
+    for k in value:
+        if k not in fields:
+            hint = difflib.get_close_matches(str(k), fields, n=1)
+            raise ParamsError(f"{key + '.' if key else ''}{k}: unknown key"
+                              + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                              + f"; allowed: {', '.join(fields)}")
+    hints = typing.get_type_hints(tp)
+    kwargs = {}
+    for name, f in fields.items():
+        sub = f"{key}.{name}" if key else name
+        if name in value:
+            kwargs[name] = build(hints[name], value[name], sub)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ParamsError(f"{sub}: required key is missing")
+    try:
+        return tp(**kwargs)
+    except ValueError as e:  # a section's own checks (ParamsError or ValueError), named by the section
+        raise ParamsError(f"{key}: {e}") from None
+
+
+def _build_union(tp, value, key: str):
+    """The first option of `tp` that `value` builds as (None only for None)."""
+    errors = []
+    for option in typing.get_args(tp):
+        if option is type(None) and value is None:
+            return None
+        try:
+            return build(option, value, key)
+        except ParamsError as e:
+            errors.append(str(e))
+    raise ParamsError(f"{key}: {value!r} matches none of {_type_name(tp)} ({'; '.join(errors)})")
+
+
+def _build_scalar(tp, value, key: str):
+    """A float (an int is one too; never a bool, text or a non-finite number), or exactly an int,
+    str or bool."""
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamsError(f"{key}: expected a number, got {value!r}{_number_hint(value)}")
@@ -280,17 +250,13 @@ def _number_hint(value) -> str:
     return " (text, not a number: drop the quotes)"
 
 
-def _same(a: float, b: float) -> bool:
-    return abs(a - b) <= 1e-12 * max(abs(a), abs(b))
-
-
 def _positive(value: float, key: str) -> None:
     if not value > 0:
         raise ParamsError(f"{key}: must be > 0, got {value!r}")
 
 
 def _check_model(spec: ModelSpec, key: str) -> None:
-    from proxyrank.training.models import PRESETS
+    from proxyrank.training.presets import PRESETS
 
     if spec.family not in FAMILIES:
         raise ParamsError(f"{key}.family: unknown family {spec.family!r}; allowed: {', '.join(FAMILIES)}")
@@ -313,7 +279,7 @@ def _check_model(spec: ModelSpec, key: str) -> None:
         raise ParamsError(f"{key}.lrs: {spec.lrs} holds LRs equal to one significant digit; runs are "
                           f"named by it (lr{names[0]}), so keep one per value")
     for lr in spec.seed_lrs or []:
-        if not any(_same(lr, x) for x in spec.lrs):
+        if not any(same_lr(lr, x) for x in spec.lrs):
             raise ParamsError(f"{key}.seed_lrs: {lr:g} is not in lrs {spec.lrs}")
 
 
@@ -385,7 +351,27 @@ def _check_curation(p: Params, domains: set[str]) -> None:
 
 
 def validate(p: Params) -> Params:
-    """Cross-field checks that types alone cannot express."""
+    """Cross-field checks that types alone cannot express (in this order: the first problem found
+    is the one reported)."""
+    domains = _check_corpus(p)
+    _check_tokenizer(p)
+    _positive(p.split.valid_chars, "split.valid_chars")
+    _check_recipes(p, domains)
+    if p.uses_crawl:
+        _check_curation(p, domains)
+    _check_train(p)
+    families = _check_models(p)
+    _check_analysis(p, families)
+    _seed(p.seed, "seed")
+    _seeds(p.theory.seeds, "theory.seeds")
+    _seeds(p.theory.worlds, "theory.worlds")
+    _check_rungs(p.ladder)
+    return p
+
+
+def _check_corpus(p: Params) -> set[str]:
+    """The sources named exist in the manifest and provide the validation domains; returns the
+    domains they provide."""
     from proxyrank.data.corpus import load_sources, source_domains
 
     try:
@@ -401,6 +387,10 @@ def validate(p: Params) -> Params:
     if bad:
         raise ParamsError(f"split.valid_domains: {', '.join(bad)} not provided by corpus.sources; "
                           f"available: {', '.join(sorted(domains))}")
+    return domains
+
+
+def _check_tokenizer(p: Params) -> None:
     if p.tokenizer.kind not in TOKENIZER_KINDS:
         raise ParamsError(f"tokenizer.kind: unknown kind {p.tokenizer.kind!r}; "
                           f"allowed: {', '.join(TOKENIZER_KINDS)}")
@@ -410,7 +400,9 @@ def validate(p: Params) -> Params:
     if p.tokenizer.kind == "bpe" and not 256 < p.tokenizer.vocab_size < 65536:
         raise ParamsError(f"tokenizer.vocab_size: must be in 257..65535 for a byte-level BPE, "
                           f"got {p.tokenizer.vocab_size}")
-    _positive(p.split.valid_chars, "split.valid_chars")
+
+
+def _check_recipes(p: Params, domains: set[str]) -> None:
     if len(p.recipes) < 2:
         raise ParamsError("recipes: declare at least two recipes to rank")
     for r in p.recipes.values():
@@ -424,24 +416,29 @@ def validate(p: Params) -> Params:
             raise ParamsError(f"{key}.temperature: must be in (0, {TEMPERATURE_MAX:g}], got {r.temperature!r}: "
                               f"shares go as characters ** temperature, which at 10 already gives nearly "
                               f"all of the mix to the largest domain and above overflows")
-        if isinstance(r.weights, str) and r.weights not in ("natural", "uniform"):
-            raise ParamsError(f"{key}.weights: {r.weights!r} is not allowed; use 'natural', "
-                              f"'uniform' or a mapping domain -> weight")
-        if isinstance(r.weights, dict):
-            bad = [d for d in r.weights if d not in domains]
-            if bad:
-                raise ParamsError(f"{key}.weights: unknown domain(s) {', '.join(bad)}; "
-                                  f"available: {', '.join(sorted(domains))}")
-            if any(w < 0 for w in r.weights.values()) or not sum(r.weights.values()) > 0:
-                raise ParamsError(f"{key}.weights: weights must be >= 0 and sum to a positive number, "
-                                  f"got {r.weights}")
-        bad = [d for d in (r.domains or []) if d not in domains]
+        _check_recipe_domains(r, key, domains)
+
+
+def _check_recipe_domains(r: Recipe, key: str, domains: set[str]) -> None:
+    if isinstance(r.weights, str) and r.weights not in ("natural", "uniform"):
+        raise ParamsError(f"{key}.weights: {r.weights!r} is not allowed; use 'natural', "
+                          f"'uniform' or a mapping domain -> weight")
+    if isinstance(r.weights, dict):
+        bad = [d for d in r.weights if d not in domains]
         if bad:
-            raise ParamsError(f"{key}.domains: unknown domain(s) {', '.join(bad)}; "
+            raise ParamsError(f"{key}.weights: unknown domain(s) {', '.join(bad)}; "
                               f"available: {', '.join(sorted(domains))}")
-    if p.uses_crawl:
-        _check_curation(p, domains)
-    _check_train(p)
+        if any(w < 0 for w in r.weights.values()) or not sum(r.weights.values()) > 0:
+            raise ParamsError(f"{key}.weights: weights must be >= 0 and sum to a positive number, "
+                              f"got {r.weights}")
+    bad = [d for d in (r.domains or []) if d not in domains]
+    if bad:
+        raise ParamsError(f"{key}.domains: unknown domain(s) {', '.join(bad)}; "
+                          f"available: {', '.join(sorted(domains))}")
+
+
+def _check_models(p: Params) -> list[str]:
+    """Each proxy family once, every model entry valid; returns the proxy families."""
     families = [s.family for s in p.proxies]
     if not families:
         raise ParamsError("proxies: declare at least one proxy family")
@@ -450,12 +447,7 @@ def validate(p: Params) -> Params:
     for i, spec in enumerate(p.proxies):
         _check_model(spec, f"proxies[{i}]")
     _check_model(p.reference, "reference")
-    _check_analysis(p, families)
-    _seed(p.seed, "seed")
-    _seeds(p.theory.seeds, "theory.seeds")
-    _seeds(p.theory.worlds, "theory.worlds")
-    _check_rungs(p.ladder)
-    return p
+    return families
 
 
 def _check_train(p: Params) -> None:
@@ -506,7 +498,7 @@ def _check_analysis(p: Params, families: list[str]) -> None:
                 raise ParamsError(f"analysis.standard_lr.{fam}: no proxy family {fam!r}; "
                                   f"declared: {', '.join(families)}")
             _positive(lr, f"analysis.standard_lr.{fam}")
-            if not any(_same(lr, x) for x in spec.lrs):
+            if not any(same_lr(lr, x) for x in spec.lrs):
                 raise ParamsError(f"analysis.standard_lr.{fam}: {lr:g} is not in proxies lrs {spec.lrs}")
         missing = [f for f in families if f not in a.standard_lr]
         if missing:

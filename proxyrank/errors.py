@@ -25,3 +25,8 @@ class DataError(ProxyrankError, ValueError):
 
 class FetchError(ProxyrankError, RuntimeError):
     """A source that could not be downloaded or verified."""
+
+
+class CommandError(ProxyrankError, RuntimeError):
+    """A command the tools run for the user (`dvc repro`, `git`, a training worker) failed; the
+    message says which and where its log is."""

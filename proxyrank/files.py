@@ -166,8 +166,20 @@ def atomic_dir(path: str | Path):
         _discard(old)
 
 
+def json_number(x) -> float | None:
+    """A statistic as JSON will hold it: a plain float, or None where it is undefined (NaN).
+
+    The one NaN -> None rule of the analyses (metrics, validity, score). It makes every number a
+    float (a numpy float or an int alike), and leaves an infinity as it is: write_json's `_clean`
+    writes that as null too, but only in the file (the dict the analysis returns keeps it)."""
+    return None if x is None or math.isnan(x) else float(x)
+
+
 def _clean(obj):
-    """JSON has no NaN: write null, so every consumer (DVC, browsers) can parse the file."""
+    """JSON has no NaN or infinity: write null, so every consumer (DVC, browsers) can parse the file.
+
+    Unlike json_number this walks a whole object, keeps each value's type and drops infinities too:
+    it is the writer's last guard, not the analyses' rule for an undefined statistic."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
@@ -243,3 +255,28 @@ def load_yaml(path: str | Path):
         return loader.get_single_data()
     finally:
         loader.dispose()
+
+
+def read_yaml_mapping(path: str | Path, what: str, error: type[Exception], *, expected: str = "a mapping at the top level",
+                      empty_ok: bool = False) -> dict:
+    """The mapping a YAML file holds (a params file, profile, manifest, candidates file, dvc.lock),
+    read by load_yaml; any failure is one `error` whose message starts with the file's path.
+
+    `what` names the file in a read error ("the candidates file"), `expected` says what the top
+    level must be. With `empty_ok` an empty file is {} (a dvc.lock before any stage ran)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = load_yaml(path)
+    except OSError as e:
+        raise error(f"{path}: cannot read {what} ({e.strerror or e})") from None
+    except yaml.MarkedYAMLError as e:  # PyYAML's own: its mark names the line
+        raise error(f"{path}: not valid YAML: {e}") from None
+    except yaml.YAMLError as e:  # load_yaml's (a key given twice, not UTF-8): it names the file already
+        raise error(str(e)) from None
+    if data is None and empty_ok:
+        return {}
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected {expected}")
+    return data

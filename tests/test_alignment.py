@@ -9,11 +9,13 @@ import torch
 import yaml
 
 from proxyrank import timings
+from proxyrank.analysis.alignment import AlignmentParams, flat_grad, proxy_batches, scores, state_scores
+from proxyrank.config import parse_params
+from proxyrank.errors import ParamsError
 from proxyrank.training import models
-from proxyrank.analysis.alignment import (AlignmentParams, flat_grad, proxy_batches, scores, state_scores,
-                                 valid_windows)
-from proxyrank.config import TrainParams, parse_params
-from proxyrank.training.train import evaluate, run_specs, train_run
+from proxyrank.training.batches import valid_windows
+from proxyrank.training.loop import evaluate, train_run
+from proxyrank.training.params import TrainParams, run_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB, SEQ = 64, 16
@@ -53,8 +55,9 @@ def _study(tmp_path, presets=NANO, timing_path=None):
     valid = _save(tmp_path, {"a": _stream(SEQ * 6 + 1, seed=1), "b": _stream(SEQ * 6 + 1, seed=2)})
     recipes = _save(tmp_path, {"match": _stream(2000, seed=3),
                                "random": np.random.default_rng(4).integers(0, VOCAB, 2000).astype(np.uint16)})
-    a = AlignmentParams(batches=4, warm_steps=8)
-    return scores(_params(presets), a, recipes, valid, VOCAB, timing_path)
+    a = AlignmentParams(batches=4, warm_steps=8, warm_lr=3e-3)
+    p = _params(presets)
+    return scores(p.train, p.proxies, a, recipes, valid, VOCAB, timing_path)
 
 
 def _shift(model, vector):
@@ -144,7 +147,7 @@ def test_measures_the_proxy_runs_own_initialisation_and_batches(tmp_path, monkey
     (spec,) = [s for s in run_specs(p, "r", "proxy") if s.lr == 3e-3]
     train_run(spec, p.train, tokens, {"v": np.load(paths["v"])}, VOCAB)
     assert np.array_equal(np.stack(trained[:3]), proxy_batches(tokens, p.train, spec.seed, 3))
-    scores(p, AlignmentParams(batches=2, warm_steps=0), {"r": paths["r"]}, {"v": paths["v"]}, VOCAB)
+    scores(p.train, p.proxies, AlignmentParams(batches=2, warm_steps=0), {"r": paths["r"]}, {"v": paths["v"]}, VOCAB)
     assert inits[0].keys() == inits[1].keys()
     assert all(torch.equal(inits[0][k], inits[1][k]) for k in inits[0])
 
@@ -159,5 +162,5 @@ def test_bad_params_name_the_field(field, value):
 
 def test_too_few_proxy_tokens_for_the_batches_is_refused():
     t = TrainParams(seq_len=SEQ, batch_size=4, proxy_tokens=SEQ * 4 * 3)
-    with pytest.raises(ValueError, match="alignment.batches"):
+    with pytest.raises(ParamsError, match="alignment.batches"):
         proxy_batches(_stream(2000, seed=0), t, seed=0, count=4)

@@ -373,3 +373,45 @@ def test_hub_names_a_compressed_file_without_rows(tmp_path):
                  schema="text", split="train")
     with pytest.raises(FetchError, match=r"e: .*empty.jsonl.gz holds no rows"):
         _open(src)
+
+
+# Keys that declare a collection rather than a setting: their default (empty: no rungs) is no
+# value the file's could be expected to equal.
+NOT_SETTINGS = {"ladder.rungs"}
+
+
+def _default_drift(tp, default, data: dict, key: str = "") -> list[tuple[str, object, object]]:
+    """(key, default, the file's value) of every field whose default differs from `data`'s value.
+
+    `default` is the instance the containing field defaults to (None: tp's own defaults), so a
+    section built with other arguments (CurationParams.aggressive) is held to what it really gets."""
+    import typing
+
+    from proxyrank.config import build
+
+    hints, drift = typing.get_type_hints(tp), []
+    for f in dataclasses.fields(tp):
+        sub = f"{key}.{f.name}" if key else f.name
+        if default is not None:
+            value = getattr(default, f.name)
+        elif f.default is not dataclasses.MISSING:
+            value = f.default
+        else:
+            value = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        if f.name not in data or sub in NOT_SETTINGS:
+            continue
+        if dataclasses.is_dataclass(hints[f.name]):
+            drift += _default_drift(hints[f.name], value, data[f.name], sub)
+        elif value is not None and build(hints[f.name], data[f.name], sub) != value:
+            drift.append((sub, value, data[f.name]))
+    return drift
+
+
+def test_every_default_is_the_params_file_value():
+    """A section built from its defaults is the section params.yaml declares: code that builds
+    TrainParams() (a test, a bench, a tool) trains what the study trains. Keys the file leaves out
+    keep their defaults, so they are not compared."""
+    from proxyrank.config import Params
+    from proxyrank.files import load_yaml
+
+    assert _default_drift(Params, None, load_yaml(ROOT / "params.yaml")) == []

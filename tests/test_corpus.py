@@ -9,7 +9,7 @@ import yaml
 
 from proxyrank.data import corpus
 from proxyrank.data.corpus import fetch, load_sources, read_docs, split
-from proxyrank.errors import FetchError
+from proxyrank.errors import DataError, FetchError
 from proxyrank.curation.dedup import MinHashParams
 
 NEAR = MinHashParams()
@@ -56,15 +56,15 @@ def test_bad_manifest_entries(tmp_path):
     for spec, expect in (({"registry": "ftp"}, "unknown registry 'ftp'"),
                          ({"parsers": {"pdf": "web"}}, "unknown parser(s) pdf"),
                          ({"colour": "red"}, "unknown key(s) ['colour']")):
-        with pytest.raises(ValueError, match=expect.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        with pytest.raises(DataError, match=expect.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
             _manifest(tmp_path, **spec)
 
 
 def test_read_docs_refuses_foreign_tables(tmp_path):
     pq.write_table(pa.table({"text": ["x"]}), tmp_path / "x.parquet")
-    with pytest.raises(ValueError, match="missing column"):
+    with pytest.raises(DataError, match="missing column"):
         read_docs([tmp_path / "x.parquet"])
-    with pytest.raises(ValueError, match="no document tables"):
+    with pytest.raises(DataError, match="no document tables"):
         read_docs([])
 
 
@@ -99,7 +99,7 @@ def test_split_holds_out_whole_groups_and_decontaminates(tmp_path):
 
 
 def test_split_refuses_a_domain_too_small(tmp_path):
-    with pytest.raises(ValueError, match="domain 'a' has only .* split.valid_chars=10000000"):
+    with pytest.raises(DataError, match="domain 'a' has only .* split.valid_chars=10000000"):
         split(_docs(), ["a"], 10_000_000, 0, tmp_path / "v.parquet", tmp_path / "p.parquet", NEAR)
 
 
@@ -129,7 +129,7 @@ def test_empty_or_malformed_document_file_is_refused_by_name(tmp_path, content, 
     sources = _manifest(tmp_path, sha256=hashlib.sha256(archive.read_bytes()).hexdigest())
     archive.write_text(content)  # _manifest wrote a valid file; put the bad one back
     fetch(sources, ["mine"], tmp_path / "raw", allow_missing=False)
-    with pytest.raises(ValueError, match=expect):
+    with pytest.raises(DataError, match=expect):
         corpus.extract(sources, ["mine"], tmp_path / "raw", tmp_path / "docs", allow_missing=False, workers=1)
     assert not list((tmp_path / "docs").glob("*.parquet"))
 

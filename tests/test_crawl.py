@@ -5,6 +5,7 @@ import pytest
 from pydoc_data.topics import topics
 
 from proxyrank.data.crawl import CrawlParams, build, empty, is_reference
+from proxyrank.errors import DataError
 
 
 def _pool() -> pa.Table:
@@ -63,7 +64,7 @@ def test_reference_text_never_becomes_a_page():
 
 
 def test_crawl_that_the_pool_cannot_fill_says_so():
-    with pytest.raises(ValueError, match="crawl: asked for .* lower crawl.pages"):
+    with pytest.raises(DataError, match="crawl: asked for .* lower crawl.pages"):
         build(_pool(), CrawlParams(pages=100_000, domains=["wiki"]), seed=0)
 
 
@@ -123,5 +124,5 @@ def test_as_is_crawl_is_the_real_documents_of_its_domains_unchanged():
 
 
 def test_as_is_crawl_names_a_domain_the_pool_lacks():
-    with pytest.raises(ValueError, match="no documents of crawl.domains dclm; pool domains: email, techdocs"):
+    with pytest.raises(DataError, match="no documents of crawl.domains dclm; pool domains: email, techdocs"):
         build(_word_pool(), CrawlParams(domains=["web", "dclm"], synthetic=False), seed=0)

@@ -19,8 +19,9 @@ from proxyrank.curation.dedup import (
     near_duplicate_clusters,
     near_duplicates,
     near_duplicates_from_signatures,
-    words,
 )
+from proxyrank.errors import DataError, ParamsError
+from proxyrank.text import dedup_words as words
 
 P = MinHashParams()
 
@@ -129,7 +130,7 @@ def test_near_duplicates_from_precomputed_signatures(planted):
     loose = MinHashParams(bands=16, threshold=0.5)
     assert np.array_equal(near_duplicates_from_signatures(sig, loose, texts),
                           near_duplicates(iter(texts), loose, seed=2))  # an iterator is collected
-    with pytest.raises(ValueError, match="signatures"):
+    with pytest.raises(DataError, match="signatures"):
         near_duplicates_from_signatures(sig[:, :64], P, texts)
     with pytest.raises(ValueError, match="texts: 3 texts for"):
         near_duplicates_from_signatures(sig, P, texts[:3])
@@ -264,7 +265,7 @@ def test_near_duplicates_catches_reformatted_copies_and_keeps_first():
 
 
 def test_ascii_fast_path_and_regex_normalisation_agree():
-    from proxyrank.curation.dedup import _normalise
+    from proxyrank.text import normalise as _normalise
 
     texts = ["Hello, World!  It's 2024_05: a-b c\td\ne", "Café, NAÏVE résumé; über x_y 3.14",
              "", "!!!", "One two", "ünï", "A\u00a0non-breaking\u2009space and ﬁ ligature Straße",
@@ -281,11 +282,10 @@ def test_ascii_fast_path_and_regex_normalisation_agree():
 def test_non_ascii_breaks_are_the_regex_breaks():
     """The hashing path replaces only non-ASCII non-word characters and leaves ASCII to the byte
     table: every non-ASCII character must be a break there iff text_key's regex breaks on it."""
-    from proxyrank.data.corpus import NON_WORD
-    from proxyrank.curation.dedup import _NON_ASCII_BREAK
+    from proxyrank.text import NON_ASCII_BREAK, NON_WORD
 
     chars = [chr(c) for c in range(0x80, 0x30000) if not 0xD800 <= c < 0xE000]
-    assert [bool(NON_WORD.match(c)) for c in chars] == [bool(_NON_ASCII_BREAK.match(c)) for c in chars]
+    assert [bool(NON_WORD.match(c)) for c in chars] == [bool(NON_ASCII_BREAK.match(c)) for c in chars]
 
 
 def test_same_mask_and_signatures_for_any_workers(planted, monkeypatch):
@@ -345,7 +345,7 @@ def test_contaminated_flags_edited_copies_of_reference_only():
     ({"min_paragraph_chars": -1}, "min_paragraph_chars")
 ])
 def test_bad_params_name_the_field(kwargs, field):
-    with pytest.raises(ValueError, match=rf"MinHashParams\.{field}"):
+    with pytest.raises(ParamsError, match=rf"MinHashParams\.{field}"):
         MinHashParams(**kwargs)
 
 

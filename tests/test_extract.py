@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from proxyrank.data.extract import PARSERS, Doc
+from proxyrank.errors import DataError
 
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -123,12 +124,12 @@ def test_gcide_decodes_offsets_dedupes_and_cleans_markup(tmp_path):
 
 def test_gcide_missing_index_names_it(tmp_path):
     deb = write_deb(tmp_path / "dict-gcide.deb", {"usr/share/dictd/gcide.dict.dz": gzip.compress(b"x")})
-    with pytest.raises(ValueError, match=r"dict-gcide\.deb: no member matching usr/share/dictd/gcide\.index"):
+    with pytest.raises(DataError, match=r"dict-gcide\.deb: no member matching usr/share/dictd/gcide\.index"):
         parse("gcide", deb)
 
 
 def test_gcide_bad_index_line_is_value_error(tmp_path):
-    with pytest.raises(ValueError, match=r"dict-gcide_1_all\.deb: gcide\.index line 1"):
+    with pytest.raises(DataError, match=r"dict-gcide_1_all\.deb: gcide\.index line 1"):
         parse("gcide", gcide_deb(tmp_path, index="Apple\tB!\tC\n"))
 
 
@@ -160,7 +161,7 @@ def test_deb_with_data_tar_gz_is_read(tmp_path):
 
 def test_deb_with_zstd_data_is_rejected_clearly(tmp_path):
     deb = write_deb(tmp_path / "fortunes_zst.deb", FORTUNES, data_member="data.tar.zst")
-    with pytest.raises(ValueError, match=r"fortunes_zst\.deb: unsupported member data\.tar\.zst"):
+    with pytest.raises(DataError, match=r"fortunes_zst\.deb: unsupported member data\.tar\.zst"):
         parse("fortunes", deb)
 
 
@@ -219,7 +220,7 @@ def test_chatterbot_one_doc_per_conversation(tmp_path):
 @pytest.mark.parametrize("bad", [b"conversations: [[a, b]\n", b"categories: [x]\n", b"conversations:\n- - {a: 1}\n"])
 def test_chatterbot_malformed_yml_names_member(tmp_path, bad):
     whl = write_zip(tmp_path / "corpus.whl", {"chatterbot_corpus/data/english/bad.yml": bad})
-    with pytest.raises(ValueError, match=r"corpus\.whl: chatterbot_corpus/data/english/bad\.yml: malformed yml"):
+    with pytest.raises(DataError, match=r"corpus\.whl: chatterbot_corpus/data/english/bad\.yml: malformed yml"):
         parse("chatterbot", whl)
 
 
@@ -434,7 +435,7 @@ def unrelated_archive(path: Path) -> Path:
 @pytest.mark.parametrize("key", sorted(ARCHIVE_OF))
 def test_missing_member_names_archive(tmp_path, key):
     archive = unrelated_archive(tmp_path / ARCHIVE_OF[key])
-    with pytest.raises(ValueError, match=rf"^{ARCHIVE_OF[key]}: no member matching"):
+    with pytest.raises(DataError, match=rf"^{ARCHIVE_OF[key]}: no member matching"):
         parse(key, archive)
 
 
@@ -445,7 +446,7 @@ def test_corrupt_archive_names_archive(tmp_path, key, damage):
     content = archive.read_bytes()
     damaged = {"empty": b"", "garbage": b"\x00garbage" * 50, "truncated": content[: len(content) // 2]}
     archive.write_bytes(damaged[damage])
-    with pytest.raises(ValueError, match=rf"^{ARCHIVE_OF[key]}: "):
+    with pytest.raises(DataError, match=rf"^{ARCHIVE_OF[key]}: "):
         parse(key, archive)
 
 
@@ -459,7 +460,7 @@ def test_archive_missing_only_its_last_bytes_is_caught(tmp_path, key, build):
     archive = build(tmp_path)
     assert parse(key, archive)
     archive.write_bytes(archive.read_bytes()[:-4])
-    with pytest.raises(ValueError, match=rf"^{archive.name}: .*truncated"):
+    with pytest.raises(DataError, match=rf"^{archive.name}: .*truncated"):
         parse(key, archive)
 
 
@@ -471,9 +472,9 @@ def test_jsonl_documents(tmp_path):
     docs = list(PARSERS["jsonl"](path))
     assert [(d.id, d.group) for d in docs] == [("a", "g"), ("2", "2")]
     path.write_bytes(path.read_bytes()[:-6])
-    with pytest.raises(ValueError, match=r"docs.jsonl.gz: corrupt or truncated"):
+    with pytest.raises(DataError, match=r"docs.jsonl.gz: corrupt or truncated"):
         list(PARSERS["jsonl"](path))
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": 1}\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl: line 1 is not a JSON object"):
+    with pytest.raises(DataError, match=r"bad.jsonl: line 1 is not a JSON object"):
         list(PARSERS["jsonl"](bad))

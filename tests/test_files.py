@@ -174,3 +174,31 @@ def test_kill_point_does_nothing_unless_named(monkeypatch):
     kill_point("here")
     monkeypatch.delenv(files.KILL_ENV)
     kill_point("here")
+
+
+def test_json_number_and_the_writer_turn_undefined_into_null(tmp_path):
+    assert files.json_number(float("nan")) is None and files.json_number(None) is None
+    assert files.json_number(3) == 3.0 and type(files.json_number(3)) is float
+    write_json(tmp_path / "x.json", {"a": float("nan"), "b": [float("inf"), 1.5]})
+    assert (tmp_path / "x.json").read_text() == '{\n  "a": null,\n  "b": [\n    null,\n    1.5\n  ]\n}\n'
+
+
+def test_read_yaml_mapping_names_the_file_in_every_refusal(tmp_path):
+    from proxyrank.errors import DataError
+
+    path = tmp_path / "x.yaml"
+    with pytest.raises(DataError, match=f"^{path}: cannot read the thing \\(No such file"):
+        files.read_yaml_mapping(path, "the thing", DataError)
+    path.write_text("a: [1\n")
+    with pytest.raises(DataError, match=f"^{path}: not valid YAML"):
+        files.read_yaml_mapping(path, "the thing", DataError)
+    path.write_text("a: 1\na: 2\n")
+    with pytest.raises(DataError, match=f"^{path}: key 'a' given twice, on line 1 and line 2"):
+        files.read_yaml_mapping(path, "the thing", DataError)
+    path.write_text("- 1\n")
+    with pytest.raises(DataError, match=f"^{path}: expected a mapping of names"):
+        files.read_yaml_mapping(path, "the thing", DataError, expected="a mapping of names")
+    path.write_text("")
+    assert files.read_yaml_mapping(path, "the thing", DataError, empty_ok=True) == {}
+    with pytest.raises(DataError, match="expected a mapping at the top level"):
+        files.read_yaml_mapping(path, "the thing", DataError)

@@ -1,5 +1,6 @@
-"""The published web-text heuristics in proxyrank.curation.filters, rule by rule: crafted pages
-that each rule must remove (with the rule's exact name) and pages it must keep."""
+"""The published web-text heuristics (proxyrank.curation.c4, gopher_quality, gopher_repetition;
+proxyrank.curation.filters), rule by rule: crafted pages that each rule must remove (with the
+rule's exact name) and pages it must keep."""
 
 from __future__ import annotations
 
@@ -14,24 +15,18 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from proxyrank.curation.filters import (
-    C4_LINE_RULES,
-    C4_RULES,
-    GOPHER_QUALITY_RULES,
+from proxyrank.curation.c4 import C4_LINE_RULES, C4_RULES, C4Rules, c4_clean, count_sentences, sentence_spans
+from proxyrank.curation.filters import RULES_OF, removals_by_damage
+from proxyrank.curation.gopher_quality import GOPHER_QUALITY_RULES, GopherQuality, gopher_quality
+from proxyrank.curation.gopher_repetition import (
     GOPHER_REPETITION_RULES,
-    C4Rules,
-    GopherQuality,
     GopherRepetition,
-    c4_clean,
-    count_sentences,
     dup_ngram_chars,
-    gopher_quality,
     gopher_repetition,
-    removals_by_damage,
-    sentence_spans,
     top_ngram_chars,
-    word_tokens,
 )
+from proxyrank.errors import ParamsError
+from proxyrank.text import word_tokens
 
 C4 = C4Rules()
 GQ = GopherQuality()
@@ -111,6 +106,9 @@ def test_rule_names_are_stable_unique_snake_case():
     names = C4_RULES + C4_LINE_RULES + GOPHER_QUALITY_RULES + GOPHER_REPETITION_RULES
     assert len(set(names)) == len(names)
     assert all(re.fullmatch(r"[a-z][a-z0-9_]*", n) for n in names)
+    # one family a module; RULES_OF (what recipes and manifests count by) names each family's page rules
+    assert RULES_OF == {"c4": C4_RULES, "gopher_quality": GOPHER_QUALITY_RULES,
+                        "gopher_repetition": GOPHER_REPETITION_RULES}
 
 
 @pytest.mark.parametrize("cls", [C4Rules, GopherQuality, GopherRepetition])
@@ -140,7 +138,7 @@ def test_defaults_are_the_published_thresholds():
 
 @pytest.mark.parametrize("cls", [C4Rules, GopherQuality, GopherRepetition])
 def test_unknown_skip_name_is_rejected(cls):
-    with pytest.raises(ValueError, match="unknown rule"):
+    with pytest.raises(ParamsError, match="unknown rule"):
         cls(skip=["no_such_rule"])
 
 
@@ -553,7 +551,7 @@ def test_alpha_words_counts_whitespace_words_as_gopher_does():
 
 
 def test_alpha_words_of_is_checked():
-    with pytest.raises(ValueError, match=r"alpha_words_of: 'spaces' is not one of 'words', 'tokens'"):
+    with pytest.raises(ParamsError, match=r"alpha_words_of: 'spaces' is not one of 'words', 'tokens'"):
         GopherQuality(alpha_words_of="spaces")
 
 

@@ -19,6 +19,7 @@ from proxyrank.data.corpus import (
     source_domains,
 )
 from proxyrank.files import sha256
+from proxyrank.errors import DataError
 
 PILE_NAMES = ["Pile-CC", "Github", "ArXiv", "github"]  # "github": spelled as some Pile copies do
 
@@ -241,12 +242,12 @@ def test_bad_hub_manifest_entries(tmp_path):
             ({"max_docs": "lots"}, "max_docs: must be a positive integer"),
             ({"max_docs": None}, "needs a budget")):
         spec = {k: v for k, v in {**base, **change}.items() if v is not None}
-        with pytest.raises(ValueError, match=re.escape(expect)):
+        with pytest.raises(DataError, match=re.escape(expect)):
             _manifest(tmp_path, {"mine": spec})
-    with pytest.raises(ValueError, match="missing key.*'schema'"):
+    with pytest.raises(DataError, match="missing key.*'schema'"):
         _manifest(tmp_path, {"mine": {k: v for k, v in base.items() if k != "schema"}})
     (tmp_path / "sources.yaml").write_text(yaml.safe_dump({"mine": {
         "registry": "local", "path": "a.jsonl", "file": "a.jsonl", "sha256": "0" * 64, "licence": "CC0",
         "parsers": {"jsonl": "web"}, "max_docs": 5}}))
-    with pytest.raises(ValueError, match="max_docs apply only to registry hub"):
+    with pytest.raises(DataError, match="max_docs apply only to registry hub"):
         load_sources(tmp_path / "sources.yaml")

@@ -32,7 +32,7 @@ def test_a_rung_is_the_params_file_with_dotted_keys_replaced(base, params_dict):
     (Rung(set={"trian.proxy_tokens": 1}), r"ladder.rungs.r: trian.proxy_tokens: no mapping 'trian'"),
     (Rung(set={"train.proxy_tokens": -5}), r"ladder.rungs.r: train.proxy_tokens: must be > 0"),
     (Rung(set={"reference.preset": "pythia-huge"}), r"ladder.rungs.r: reference.preset: unknown preset"),
-    (Rung(profile="missing.yaml"), r"ladder.rungs.r.profile: cannot read missing.yaml"),
+    (Rung(profile="missing.yaml"), r"ladder.rungs.r.profile: missing.yaml: cannot read the rung's params"),
 ])
 def test_a_bad_rung_is_refused_naming_it(base, rung, expect):
     with pytest.raises(ParamsError, match=expect):

@@ -13,6 +13,8 @@ from proxyrank.analysis.metrics import (
     pairwise_accuracy,
     random_regret,
     regret_curve,
+    round_lrs,
+    same_lr,
     spearman,
     topk_regret,
 )
@@ -284,3 +286,12 @@ def test_alignment_is_scored_against_the_reference_and_the_tiny_proxy():
     assert headline["gpt2"]["alignment_spearman_warm"] == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="alignment table lacks"):
         run_analyze(alignment=make_alignment().drop(columns="cosine"))
+
+
+def test_same_lr_is_relative_only():
+    """Tiny LRs stay apart (np.isclose's default atol=1e-8 would call 1e-9 and 5e-9 equal), and an LR
+    read back from text is the LR written."""
+    assert not same_lr(1e-9, 5e-9) and not same_lr(1e-5, 2e-5) and same_lr(3e-4, float(repr(3e-4 * (1 + 1e-12))))
+    assert same_lr(1e-12, 1e-12) and not same_lr(math.nan, math.nan)
+    assert same_lr(pd.Series([1e-3, 2e-3, 1e-3 * (1 + 1e-11)]), 1e-3).tolist() == [True, False, True]
+    assert round_lrs(pd.Series(["0.0003", 3e-4 * (1 + 1e-14)])) == [3e-4, 3e-4]

@@ -18,7 +18,7 @@ from conftest import ROOT, smoke_params
 from pictures import assert_picture
 
 pytestmark = pytest.mark.e2e
-COPY = ["proxyrank", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore", "reports/ladder.csv"]
+COPY = ["proxyrank", "stages", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore", "reports/ladder.csv"]
 
 
 def _sh(cmd: list[str], cwd: Path, check: bool = True, home: str | None = None) -> subprocess.CompletedProcess:
@@ -53,20 +53,10 @@ def _results(folder: Path) -> list[Path]:
     return [folder / "dvc.lock", *sorted(p for p in (folder / "reports").rglob("*") if p.is_file())]
 
 
-def first_repro(study: Path) -> Path:
-    """The copy of the study's dvc.lock and reports/ taken right after its first `dvc repro`
-    (later tests change params, add a recipe or a ladder rung, and put them back)."""
-    return study.parent / "first-repro"
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory, local_corpus) -> Path:
     folder = make_study(tmp_path_factory.mktemp("e2e") / "study", smoke_params(local_corpus))
     _sh(["dvc", "repro"], folder)
-    for path in _results(folder):
-        copy = first_repro(folder) / path.relative_to(folder)
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, copy)
     return folder
 
 
@@ -148,7 +138,7 @@ def test_bad_params_stop_cleanly_and_lose_nothing(study):
         assert "recipes.mix-uniform.weights: 'unifrom' is not allowed" in proc.stdout + proc.stderr
     finally:
         (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    proc = _sh([sys.executable, "-m", "proxyrank", "proxies", "no-such-recipe"], study, check=False)
+    proc = _sh([sys.executable, "-m", "stages.proxies", "no-such-recipe"], study, check=False)
     assert proc.returncode == 2 and "unknown recipe 'no-such-recipe'; declared: mix-natural" in proc.stderr
     assert not list(study.glob("reports/**/*.tmp")) and not list(study.glob("data/**/.*.tmp"))
     # DVC removes a stage's outputs before running it; with the params fixed, the next repro
@@ -199,31 +189,37 @@ def _lock_stages_differing(a: Path, b: Path) -> str:
     return f"stages whose entries differ: {changed}" if changed else "the same entries in another order"
 
 
-def test_killed_repro_resumes_to_bit_identical_metrics(study, tmp_path, local_corpus):
-    """A second study from scratch in another folder, killed (-9) right after its first training run
-    finished and rerun, ends with the same dvc.lock (every output's hash) and the same reports/, byte
-    for byte, as the uninterrupted study: runs are deterministic, resume exactly, and no output holds
-    a wall time (those go to data/timings/, which no output includes)."""
-    other = make_study(tmp_path / "other", smoke_params(local_corpus))
-    _killed_at("train.run", ["dvc", "repro"], other, timeout=600)
+def test_killed_training_resumes_to_bit_identical_results(study, tmp_path):
+    """A training stage killed (-9, DVC included) right after its first run finished, then rerun
+    without DVC's run-cache, resumes that run from its record, trains the rest in fresh processes,
+    and ends with the same dvc.lock (every output's hash) and reports/ as the uninterrupted study:
+    runs are deterministic, resume exactly, and no output holds a wall time (those go to
+    data/timings/, which no output includes). A copy of the study with no resume records stands in
+    for a second study from scratch (the data stages' reruns: the kill -9 tests below)."""
+    other = tmp_path / "copy"
+    shutil.copytree(study, other, symlinks=True)
+    shutil.rmtree(other / "data" / ".resume")
+    shutil.rmtree(other / "data" / "timings", ignore_errors=True)
+    stage = "proxies@corpus-dclm"
+    _killed_at("train.run", ["dvc", "repro", "-f", "-s", stage], other, timeout=300)
     assert list((other / "data" / ".resume").glob("*.json")), "killed before the first run's record"
-    assert not (other / "reports" / "metrics.json").exists()
-    out = _sh(["dvc", "repro"], other).stdout
+    assert not (other / "data" / "runs" / "proxies" / "corpus-dclm").exists()
+    out = _sh(["dvc", "repro", "--no-run-cache"], other).stdout
     assert re.search(r" runs, [1-9][0-9]* resumed, ", out), out[-3000:]  # the killed stage's finished run
+    assert f"Running stage '{stage}'" in out and "Running stage 'recipe@" not in out
     assert not list(other.glob("**/.*.tmp"))
-    first = first_repro(study)
-    names = sorted({p.relative_to(root).as_posix() for root in (first, other) for p in _results(root)})
-    differ = [n for n in names if not ((first / n).is_file() and (other / n).is_file()
-                                       and (first / n).read_bytes() == (other / n).read_bytes())]
-    assert not differ, (f"differ between the study and the killed-and-resumed one (or exist in one only): "
-                        f"{differ}" + (f"; dvc.lock: {_lock_stages_differing(first, other)}"
-                                       if "dvc.lock" in differ and (first / "dvc.lock").exists() else ""))
+    names = sorted({p.relative_to(root).as_posix() for root in (study, other) for p in _results(root)})
+    differ = [n for n in names if not ((study / n).is_file() and (other / n).is_file()
+                                       and (study / n).read_bytes() == (other / n).read_bytes())]
+    assert not differ, (f"differ between the study and the killed-and-resumed copy (or exist in one only): "
+                        f"{differ}" + (f"; dvc.lock: {_lock_stages_differing(study, other)}"
+                                       if "dvc.lock" in differ else ""))
     # the wall times are kept, apart: a line per training run that wrote a resume record
     lines = [json.loads(line) for path in (other / "data" / "timings").glob("*.jsonl")
              for line in path.read_text().splitlines()]
     timed = {r["fingerprint"] for r in lines if r.get("kind") == "run"}
     assert {p.stem for p in (other / "data" / ".resume").glob("*.json")} <= timed
-    assert any(r.get("kind") == "stage" and r.get("stage") == "collect" for r in lines)  # and each stage's
+    assert any(r.get("kind") == "stage" and r.get("stage") == stage for r in lines)  # and each stage's
 
 
 def test_a_corrupted_output_or_cache_file_is_detected_and_rebuilt(study, tmp_path):

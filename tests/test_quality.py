@@ -19,8 +19,9 @@ from proxyrank.curation.quality import (
     keep_top,
     perplexity_cutoffs,
     quality_buckets,
-    words,
 )
+from proxyrank.errors import DataError, ParamsError
+from proxyrank.text import model_words as words
 
 
 def _prose() -> list[str]:
@@ -145,7 +146,7 @@ def test_fit_is_deterministic_and_capped(split):
 
 
 def test_fit_needs_words():
-    with pytest.raises(ValueError, match="no words"):
+    with pytest.raises(DataError, match="no words"):
         NgramLM.fit(["", " ... "], PerplexityParams())
 
 
@@ -233,7 +234,7 @@ def test_classifier_is_deterministic_for_a_seed(clf, labelled):
 
 
 def test_classifier_needs_both_classes():
-    with pytest.raises(ValueError, match="both classes"):
+    with pytest.raises(DataError, match="both classes"):
         QualityClassifier.fit(["some text"], [], ClassifierParams(), seed=0)
 
 
@@ -282,13 +283,13 @@ def test_keep_top_breaks_ties_by_position_and_ranks_nan_last():
     (ClassifierParams, {"features": True}, "features"),
 ])
 def test_bad_params_name_the_field(cls, kwargs, field):
-    with pytest.raises(ValueError, match=f"^{field}:"):
+    with pytest.raises(ParamsError, match=f"^{field}:"):
         cls(**kwargs)
 
 
 @pytest.mark.parametrize("frac", [0.0, -0.1, 1.01, float("nan")])
 def test_keep_top_rejects_bad_keep_frac(frac):
-    with pytest.raises(ValueError, match="^keep_frac:"):
+    with pytest.raises(ParamsError, match="^keep_frac:"):
         keep_top(np.arange(5.0), frac)
 
 

@@ -6,7 +6,7 @@ from pydoc_data.topics import topics
 
 from proxyrank.data import tokens
 from proxyrank.config import CurationParams, Recipe
-from proxyrank.data.corpus import text_key
+from proxyrank.text import text_key
 from proxyrank.curation.dedup import MinHashParams, minhash_signatures
 from proxyrank.curation.recipes import RecipeError, build, domain_weights
 

@@ -8,9 +8,10 @@ import pytest
 
 from proxyrank.config import parse_params
 from proxyrank.files import write_json
+from proxyrank.analysis.collect import collect
 from proxyrank.analysis.metrics import analyze
 from proxyrank.reporting.figures import figures
-from proxyrank.reporting.report import collect, write_report
+from proxyrank.reporting.report import write_report
 from proxyrank.analysis.theory import study
 from proxyrank.analysis.validity import Thresholds, validity
 

@@ -14,7 +14,7 @@ import yaml
 from conftest import ROOT, smoke_params
 from proxyrank.config import parse_params
 from proxyrank.errors import ParamsError
-from proxyrank.tools.scale import export_state, merge_state, pipeline, shared_remote, shares
+from proxyrank.tools.scale import SlurmJob, export_state, merge_state, pipeline, shared_remote, shares, write_slurm
 from test_pipeline import _sh, make_study
 
 RECIPES = ["mix-natural", "mix-uniform", "mix-code"]
@@ -30,6 +30,7 @@ def _tiny(local_corpus) -> dict:
     params["reference"] = {"family": "pythia", "preset": "pythia-nano", "lrs": [3e-3], "seeds": [0]}
     params["train"].update(proxy_tokens=10240, reference_tokens=10240, workers=1)
     params["analysis"] = {"standard_lr": {"gpt2": 3e-3}, "tiny_lr": 1e-5, "n_boot": 20}
+    params["theory"].update(worlds=[0], widths=[16, 64], steps=200)  # the simulation is not what this tests
     return params
 
 
@@ -45,7 +46,7 @@ def test_pipeline_is_cut_where_the_per_recipe_stages_begin_and_end():
                                                   "data/runs/proxies/a", "data/runs/proxies/b",
                                                   "data/runs/references/a", "data/runs/references/b"]
     assert pipe.targets(["a", "b"], ("proxies",)) == ["proxies@a", "proxies@b"]
-    assert pipe.command("proxies", "mix-a") == "python -m proxyrank proxies mix-a"
+    assert pipe.command("proxies", "mix-a") == "python -m stages.proxies mix-a"
 
 
 def test_shares_are_disjoint_and_cover_every_recipe():
@@ -69,6 +70,36 @@ def test_the_shared_remote_must_travel_with_the_clones(tmp_path):
         shared_remote(tmp_path, "other")
     config.write_text("[core]\n    remote = shared\n['remote \"shared\"']\n    url = s3://bucket/x\n")
     assert shared_remote(tmp_path, None) == "shared"
+
+
+def test_slurm_scripts_carry_the_job_options(tmp_path, params_dict):
+    """SlurmJob's options reach the scripts: resources in each header, the remote in every push and
+    pull, the setup line first, DDP on the array's GPUs; the estimate uses the named GPU and MFU."""
+    repo = tmp_path / "repo"
+    (repo / ".dvc").mkdir(parents=True)
+    (repo / ".dvc" / "config").write_text("[core]\n    remote = shared\n['remote \"shared\"']\n    url = /shared/r\n")
+    (repo / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
+    (repo / "params.yaml").write_text(yaml.safe_dump(params_dict, sort_keys=False))
+    for args in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    p = parse_params(params_dict)
+    job = SlurmJob(gpus_per_task=2, ddp_references=True, remote="shared", partition="gpu", account="lab", cpus=4,
+                   time_limit="0-01:00:00", workdir="/scratch", setup="module load cuda", mfu=0.5, gpu="A100")
+    done = write_slurm(p, tmp_path / "jobs", 2, job, root=repo)
+    assert done["files"] == ["finish.sbatch", "prep.sbatch", "submit.sh", "train.sbatch"] and done["remote"] == "shared"
+    assert [t["recipes"] for t in done["tasks"]] == shares(list(p.recipes), 2)
+    train = (tmp_path / "jobs" / "train.sbatch").read_text()
+    for line in ("#SBATCH --time=0-01:00:00", "#SBATCH --cpus-per-task=4", "#SBATCH --gres=gpu:2",
+                 "#SBATCH --array=0-1", "#SBATCH --partition=gpu", "#SBATCH --account=lab", "module load cuda",
+                 'WORK="/scratch/proxyrank-', "gpus --single-item", "--ddp-references", "dvc pull -r shared",
+                 "at MFU 0.5 on A100"):
+        assert line in train, line
+    prep = (tmp_path / "jobs" / "prep.sbatch").read_text()
+    assert "#SBATCH --gres" not in prep and "dvc push --run-cache -r shared" in prep
+    default = write_slurm(p, tmp_path / "default", 2, root=repo)
+    text = (tmp_path / "default" / "train.sbatch").read_text()
+    assert "#SBATCH --cpus-per-task=8" in text and "dvc repro -s" in text and " -r " not in text
+    assert [t["hours"] for t in done["tasks"]] != [t["hours"] for t in default["tasks"]]
 
 
 def _workspace(root: Path, stages: dict, files: dict[str, str]) -> Path:

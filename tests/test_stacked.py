@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from proxyrank.config import TrainParams
+from proxyrank.training.loop import train_run
 from proxyrank.training.models import PRESETS, Preset
-from proxyrank.training.train import RunSpec, train_run
+from proxyrank.training.params import RunSpec, TrainParams
 
 _PATH = Path(__file__).resolve().parents[1] / "bench" / "stacked_training.py"
 _spec = importlib.util.spec_from_file_location("stacked_training", _PATH)

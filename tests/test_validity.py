@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from proxyrank.analysis.metrics import spearman
-from proxyrank.analysis.validity import Thresholds, _rowwise_spearman, validity
+from proxyrank.analysis.metrics import rowwise_spearman, spearman
+from proxyrank.analysis.validity import Thresholds, validity
 
 GRID = [float(1e-3 * 2.0**k) for k in range(-4, 5)]  # 6.25e-5 .. 1.6e-2, neighbours 2x apart
 CURV = 1.0  # nats per decade^2 away from a recipe's optimum
@@ -273,7 +273,7 @@ def test_rowwise_spearman_matches_metrics_spearman():
     b = rng.normal(size=(50, 9))
     a[rng.random(a.shape) < 0.15] = np.nan
     b[3] = 1.0  # a constant row: undefined
-    got = _rowwise_spearman(a, b)
+    got = rowwise_spearman(a, b)
     for k in range(50):
         keep = np.isfinite(a[k]) & np.isfinite(b[k])
         want = spearman(a[k][keep], b[k][keep])

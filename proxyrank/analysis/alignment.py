@@ -13,79 +13,43 @@ tiny-LR AdamW proxy actually follows, and one that gradient clipping does not re
 """
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from proxyrank import timings
-from proxyrank.curation.quality import check_types, fail_field
+from proxyrank.analysis.params import AlignmentParams
 from proxyrank.data.tokens import load_array
+from proxyrank.errors import ParamsError
+from proxyrank.training import models
+from proxyrank.training.batches import batch_rows, run_order, run_sequences, valid_windows
+from proxyrank.training.devices import autocast_for, pick_device
+from proxyrank.training.optim import adamw, clipped_step
+from proxyrank.training.params import ModelSpec, TrainParams
+from proxyrank.training.pool import cpu_workers, forked
 
-if TYPE_CHECKING:  # config imports this module for its params section
+if TYPE_CHECKING:  # pandas is imported where a table is built
     import pandas as pd
 
-    from proxyrank.config import Params, TrainParams
+__all__ = ["AlignmentParams", "flat_grad", "model_scores", "proxy_batches", "scores", "state_scores",
+           "valid_windows", "warm_start"]
 
 ADAM_EPS = 1e-8  # torch.optim.AdamW's default, which the proxies use
 
 
-@dataclass(frozen=True)
-class AlignmentParams:
-    """The `alignment:` section of params.yaml.
-
-    batches                   training batches per recipe averaged into g_D: the first ones a
-                              proxy with the same seed trains on (8 x 8 x 128 = 64k tokens).
-    warm_steps                AdamW steps of the warm start, a quarter of the default proxy run
-                              (195 steps); 0 measures at initialisation only.
-    warm_lr                   constant LR of the warm start: the study's standard LR, so the warm
-                              model is where a standard proxy is a quarter into its run (a tiny LR
-                              would leave it at its initialisation).
-    valid_windows_per_domain  cap on the seq_len windows per validation domain used for g_val
-                              (0: all, as the proxies' evaluation uses).
-    """
-
-    batches: int = 8
-    warm_steps: int = 48
-    warm_lr: float = 3e-3
-    valid_windows_per_domain: int = 0
-
-    def __post_init__(self) -> None:
-        check_types(self)
-        if self.batches < 1:
-            fail_field("batches", "must be >= 1", self.batches)
-        if self.warm_steps < 0:
-            fail_field("warm_steps", "must be >= 0", self.warm_steps)
-        if not (math.isfinite(self.warm_lr) and self.warm_lr > 0):
-            fail_field("warm_lr", "must be a finite number > 0", self.warm_lr)
-        if self.valid_windows_per_domain < 0:
-            fail_field("valid_windows_per_domain", "must be >= 0 (0: all windows)", self.valid_windows_per_domain)
-
-
 def proxy_batches(tokens: np.ndarray, t: TrainParams, seed: int, count: int) -> np.ndarray:
     """The first `count` batches, (count, batch_size, seq_len) int64, that a proxy run with this
-    seed trains on, in its order (train.train_run cuts and permutes them the same way)."""
+    seed trains on, in its order (training/batches.py, as train_run takes them)."""
     n_seq = t.proxy_tokens // t.seq_len
     if len(tokens) < n_seq * t.seq_len or count * t.batch_size > n_seq:
-        raise ValueError(f"alignment: {count} batches of {t.batch_size} x {t.seq_len} tokens do not fit "
-                         f"train.proxy_tokens={t.proxy_tokens} of a recipe with {len(tokens)} tokens; "
-                         f"lower alignment.batches or alignment.warm_steps")
-    data = np.asarray(tokens[: n_seq * t.seq_len], dtype=np.int64).reshape(n_seq, t.seq_len)
-    order = np.random.default_rng(seed).permutation(n_seq)
-    return data[order[: count * t.batch_size]].reshape(count, t.batch_size, t.seq_len)
-
-
-def valid_windows(valid: dict[str, np.ndarray], seq_len: int, cap: int) -> dict[str, np.ndarray]:
-    """Each domain's non-overlapping windows as train.evaluate cuts them, the first `cap` (0: all)."""
-    out = {}
-    for d, arr in valid.items():
-        n = (len(arr) - 1) // seq_len
-        n = min(n, cap) if cap else n
-        out[d] = np.asarray(arr[: n * seq_len], dtype=np.int64).reshape(n, seq_len)
-    return out
+        raise ParamsError(f"alignment: {count} batches of {t.batch_size} x {t.seq_len} tokens do not fit "
+                          f"train.proxy_tokens={t.proxy_tokens} of a recipe with {len(tokens)} tokens; "
+                          f"lower alignment.batches or alignment.warm_steps")
+    data = run_sequences(tokens, t.proxy_tokens, t.seq_len)
+    rows = batch_rows(data, run_order(n_seq, seed), 0, count, t.batch_size)
+    return rows.reshape(count, t.batch_size, t.seq_len)
 
 
 def _backward(model, x, chunk: int, autocast) -> float:
@@ -146,25 +110,18 @@ def state_scores(model, valid: dict, batches: dict, chunk: int, autocast) -> lis
 
 def warm_start(model, batches, t: TrainParams, lr: float, autocast) -> None:
     """One AdamW step per batch at constant `lr`, with the proxies' betas, weight decay (matrices
-    only), gradient clipping and micro-batching."""
-    import torch
-
-    from proxyrank.training.train import param_groups
-
-    device = next(model.parameters()).device
-    opt = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=lr, betas=(t.beta1, t.beta2),
-                            fused=device.type == "cuda")
+    only), gradient clipping and micro-batching (training/optim.py, as train_run steps)."""
+    opt = adamw(model, t, lr, next(model.parameters()).device)
     for x in batches:
         _backward(model, x, t.batch_size // t.grad_accum, autocast)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        clipped_step(model, opt, t.grad_clip)
 
 
-def scores(p: Params, a: AlignmentParams, recipe_paths: dict[str, Path], valid_paths: dict[str, Path],
-           vocab_size: int, timing_path: Path | None = None) -> pd.DataFrame:
-    """Alignment scores of every recipe for every proxy model in p.proxies (each family, preset and
-    seed), at initialisation and (warm_steps > 0) after the warm start.
+def scores(t: TrainParams, proxies: list[ModelSpec], a: AlignmentParams, recipe_paths: dict[str, Path],
+           valid_paths: dict[str, Path], vocab_size: int, timing_path: Path | None = None) -> pd.DataFrame:
+    """Alignment scores of every recipe for every proxy model in `proxies` (each family, preset and
+    seed; params.yaml's `proxies:`, trained with `train:` = t), at initialisation and
+    (warm_steps > 0) after the warm start.
 
     Columns: family, preset, seed, state (init | warm), recipe, alignment (<g_val, g_D>, the
     first-order loss decrease per unit SGD LR), adam_alignment (the same along AdamW's direction),
@@ -173,25 +130,14 @@ def scores(p: Params, a: AlignmentParams, recipe_paths: dict[str, Path], valid_p
     proxy run). A row's cost includes its share of the validation gradient and, for warm rows, of
     the warm start, so a model's rows sum to what it cost. Every column is deterministic: the wall
     seconds of each model and state go to `timing_path` (timings.py) if given, never into the table,
-    which is a DVC output. Models are measured side by side on p.train.workers forked CPU workers,
-    one at a time on CUDA, as train.run_all trains (on a busy 2-core machine a 1-thread process ran
-    6.6x faster than a 2-thread one).
+    which is a DVC output. Models are measured side by side on t.workers forked CPU workers, one at
+    a time on CUDA, as train.run_all trains (training/pool.py).
     """
-    import multiprocessing as mp
-
     import pandas as pd
 
-    from proxyrank.training.train import pick_device, init_worker
-
-    jobs = [(p.train, a, spec.family, spec.preset, seed, recipe_paths, valid_paths, vocab_size)
-            for spec in p.proxies for seed in spec.seeds]
-    workers = 1 if pick_device(p.train).type == "cuda" else min(p.train.workers, len(jobs))
-    if workers > 1:
-        threads = max(1, (mp.cpu_count() or 1) // workers)
-        with mp.get_context("fork").Pool(workers, initializer=init_worker, initargs=(threads,)) as pool:
-            parts = pool.starmap(model_scores, jobs)
-    else:
-        parts = [model_scores(*job) for job in jobs]
+    jobs = [(t, a, spec.family, spec.preset, seed, recipe_paths, valid_paths, vocab_size)
+            for spec in proxies for seed in spec.seeds]
+    parts = list(forked(model_scores, jobs, cpu_workers(t, len(jobs))))
     if timing_path is not None:
         for _, spent in parts:
             for record in spent:
@@ -202,13 +148,10 @@ def scores(p: Params, a: AlignmentParams, recipe_paths: dict[str, Path], valid_p
 def model_scores(t: TrainParams, a: AlignmentParams, family: str, preset: str, seed: int,
                  recipe_paths: dict[str, Path], valid_paths: dict[str, Path],
                  vocab_size: int) -> tuple[list[dict], list[dict]]:
-    """The rows of `scores` for one proxy model: built as train.train_run builds it, measured on the
+    """The rows of `scores` for one proxy model: built as train_run builds it, measured on the
     first a.batches batches it would train on; the warm start trains on the batches after those.
     Also one timing record per state (its wall seconds, warm start included), kept apart."""
     import torch
-
-    from proxyrank.training.models import build_model, count_params, train_flops
-    from proxyrank.training.train import autocast_for, pick_device
 
     device = pick_device(t)
     autocast = autocast_for(t, device)
@@ -221,9 +164,9 @@ def model_scores(t: TrainParams, a: AlignmentParams, family: str, preset: str, s
                                                  a.batches + warm_rounds)).to(device) for r in names}
     measured = {r: xb[: a.batches] for r, xb in batches.items()}
     torch.manual_seed(seed)
-    model = build_model(preset, vocab_size, t.seq_len).to(device)
+    model = models.build_model(preset, vocab_size, t.seq_len).to(device)
     model.train()
-    n_params = count_params(model)
+    n_params = models.count_params(model)
     rows, spent = [], []
     for state in ("init", "warm")[: 1 + bool(a.warm_steps)]:
         shared_tokens, start = 0, time.perf_counter()
@@ -237,7 +180,7 @@ def model_scores(t: TrainParams, a: AlignmentParams, family: str, preset: str, s
         for row in state_rows:
             row["tokens"] += shared_tokens
             rows.append({"family": family, "preset": preset, "seed": seed, "state": state, **row,
-                         "flops": train_flops(n_params, preset, t.seq_len, row["tokens"])})
+                         "flops": models.train_flops(n_params, preset, t.seq_len, row["tokens"])})
         tokens = sum(row["tokens"] for row in state_rows)
         spent.append({"kind": "alignment", "family": family, "preset": preset, "seed": seed, "state": state,
                       "recipes": len(state_rows), "tokens": tokens, "wall_s": round(wall, 3),

@@ -3,6 +3,9 @@
 Every score is a validation loss, so lower is better throughout. The question
 is whether a proxy orders the data recipes the way the reference does once the
 reference's learning rate has been tuned per recipe.
+
+Two LRs are the same LR when `same_lr` says so: the analyses, the figures, the report and the tools
+all ask it, so a rounding difference can never match a row in one place and miss it in another.
 """
 from __future__ import annotations
 
@@ -13,8 +16,22 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.stats import rankdata
+
+from proxyrank.errors import DataError, ParamsError
+from proxyrank.files import json_number
+from proxyrank.training.params import same_lr  # the one LR equality of the project
 
 REQUIRED_COLUMNS = ("recipe", "group", "role", "family", "lr", "seed", "loss_mean")
+
+
+# --------------------------------------------------------------------------- learning rates
+
+
+def round_lrs(values) -> list[float]:
+    """LRs rounded to 12 significant digits: an LR read back from text can differ from the one
+    written in its last bits, and two such copies must group together (metrics and validity)."""
+    return [float(f"{x:.12g}") for x in pd.Series(values).astype(float)]
 
 
 # --------------------------------------------------------------------------- primitives
@@ -39,6 +56,24 @@ def _correlation(fn, a, b) -> float:
 
 def spearman(a, b) -> float:
     return _correlation(stats.spearmanr, a, b)
+
+
+def rowwise_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman per row of two (B, N) arrays over the columns finite in both: `spearman`'s definition
+    (Pearson of average ranks; nan when fewer than two or a constant ranking), vectorised for the
+    bootstrap replicates of validity.py's V4, where a loop over `spearman` would call scipy B times.
+    It agrees with `spearman` to rounding (tests/test_validity.py), not to the last bit: the two stay
+    apart so that each output keeps the numbers it has always had."""
+    keep = np.isfinite(a) & np.isfinite(b)
+    ra = rankdata(np.where(keep, a, np.nan), axis=1, nan_policy="omit")
+    rb = rankdata(np.where(keep, b, np.nan), axis=1, nan_policy="omit")
+    n = keep.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        da = np.where(keep, ra - np.nanmean(ra, 1, keepdims=True), 0.0)
+        db = np.where(keep, rb - np.nanmean(rb, 1, keepdims=True), 0.0)
+        den = np.sqrt((da**2).sum(1) * (db**2).sum(1))
+        r = (da * db).sum(1) / den
+    return np.where((n >= 2) & (den > 0), r, np.nan)
 
 
 def kendall(a, b) -> float:
@@ -126,11 +161,6 @@ def percentile_interval(values, level: float = 0.95) -> tuple[float, float]:
 # --------------------------------------------------------------------------- analysis helpers
 
 
-def json_number(x):
-    """JSON-safe number: nan becomes None."""
-    return None if x is None or math.isnan(x) else float(x)
-
-
 def _aligned(a: pd.Series, b: pd.Series) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Recipes both series score finitely (a diverged run has nothing to rank)."""
     both = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner").sort_index()
@@ -141,18 +171,17 @@ def _aligned(a: pd.Series, b: pd.Series) -> tuple[list[str], np.ndarray, np.ndar
 def _validate(runs: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in runs.columns]
     if missing:
-        raise ValueError(f"runs table lacks required columns: {missing}")
+        raise DataError(f"runs table lacks required columns: {missing}")
     if not (runs["role"] == "reference").any():
-        raise ValueError("no reference runs (role == 'reference') in the runs table")
-    # LRs read back from text can differ in the last bits; merge them before grouping.
-    return runs.assign(lr=[float(f"{x:.12g}") for x in runs["lr"].astype(float)])
+        raise DataError("no reference runs (role == 'reference') in the runs table")
+    return runs.assign(lr=round_lrs(runs["lr"]))  # merged before grouping
 
 
 def _find_lr(family: str, lrs: list[float], target: float) -> float:
     for lr in lrs:
-        if math.isclose(lr, target, rel_tol=1e-9):
+        if same_lr(lr, target):
             return lr
-    raise ValueError(f"family {family!r} has no proxy runs at lr={target:g}; its LRs are {lrs}")
+    raise ParamsError(f"family {family!r} has no proxy runs at lr={target:g}; its LRs are {lrs}")
 
 
 def tiny_tag(ratio: float) -> str:
@@ -176,17 +205,16 @@ def pick_lrs(proxies: pd.DataFrame, standard_lr: str | dict[str, float], tiny_ra
         lrs = sorted(fdf["lr"].unique().tolist())
         if isinstance(standard_lr, str):
             if by_lr.empty:
-                raise ValueError(f"family {fam!r}: every LR of its sweep diverged on some recipe; no standard LR")
+                raise DataError(f"family {fam!r}: every LR of its sweep diverged on some recipe; no standard LR")
             std = float(by_lr.idxmin())
         elif fam not in standard_lr:
-            raise ValueError(f"standard_lr has no entry for family {fam!r}")
+            raise ParamsError(f"standard_lr has no entry for family {fam!r}")
         else:
             std = _find_lr(fam, lrs, standard_lr[fam])
         tags = {"standard": std}
         for ratio in tiny_ratios:
             tags[tiny_tag(ratio)] = min(lrs, key=lambda lr: (abs(math.log(std / ratio / lr)), lr))
-        if any(math.isclose(lr, tiny_lr, rel_tol=1e-9) for lr in lrs) and \
-                not any(math.isclose(lr, tiny_lr, rel_tol=1e-9) for lr in tags.values()):
+        if any(same_lr(lr, tiny_lr) for lr in lrs) and not any(same_lr(lr, tiny_lr) for lr in tags.values()):
             tags["tiny"] = _find_lr(fam, lrs, tiny_lr)  # the absolute one, unless a ratio already landed there
         out[fam] = {"lrs": tags, "ratios": {t: std / lr for t, lr in tags.items()},
                     "edge": std in (lrs[0], lrs[-1]), "sweep": {float(k): float(v) for k, v in by_lr.items()}}
@@ -295,7 +323,7 @@ def alignment_rows(scores: pd.DataFrame, ref: pd.Series, tiny: dict[str, pd.Seri
     cost in tokens passed forward and backward per recipe, beside a proxy run's trained tokens."""
     missing = [c for c in ("family", "seed", "state", "recipe", "tokens", *ALIGNMENT_SCORES) if c not in scores]
     if missing:
-        raise ValueError(f"alignment table lacks required columns: {missing}")
+        raise DataError(f"alignment table lacks required columns: {missing}")
     out = []
     for (fam, state), df in scores.groupby(["family", "state"], sort=True):
         tokens = float(df.groupby("seed")["tokens"].sum().mean() / df["recipe"].nunique())
@@ -315,9 +343,9 @@ def _validate_curves(curves: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in ("role", "recipe", "family", "lr", "seed", "step", "tokens", "loss_mean")
                if c not in curves.columns]
     if missing:
-        raise ValueError(f"curves table lacks required columns: {missing}")
+        raise DataError(f"curves table lacks required columns: {missing}")
     proxies = curves[curves["role"] == "proxy"]
-    return proxies.assign(lr=[float(f"{x:.12g}") for x in proxies["lr"].astype(float)])
+    return proxies.assign(lr=round_lrs(proxies["lr"]))
 
 
 # --------------------------------------------------------------------------- entry point
@@ -349,7 +377,7 @@ def analyze(
     aligned = []
     if alignment is not None:
         first_tiny = tiny_tag(tiny_ratios[0])
-        tiny = {fam: proxies[(proxies.family == fam) & (proxies.lr == v["lrs"][first_tiny])]
+        tiny = {fam: proxies[(proxies.family == fam) & same_lr(proxies.lr, v["lrs"][first_tiny])]
                 .groupby("recipe")["loss_mean"].mean() for fam, v in picked.items()}
         tokens = {fam: float(proxies.loc[proxies.family == fam, "tokens"].mean()) for fam in families}
         aligned = alignment_rows(alignment, ref["loss_mean"], tiny, tokens, n_boot, seed)
@@ -416,7 +444,7 @@ def _family_headline(fam: str, tags: dict[str, float], cross: list[dict], spread
         block[f"spearman_{tag}"] = r["spearman"]
         block[f"pairwise_{tag}"] = r["pairwise_acc"]
         block[f"regret1_{tag}"] = r["regret"][0] if r["regret"] else None
-        row = next((x for x in spread if x["family"] == fam and x["lr"] == lr), None)
+        row = next((x for x in spread if x["family"] == fam and same_lr(x["lr"], lr)), None)
         if row:  # the noise floor: seed-to-seed agreement
             block[f"seed_spearman_{tag}"] = row["spearman_mean"]
     scored = {lr: r["spearman"] for lr, r in rows.items() if r["spearman"] is not None}

@@ -18,71 +18,17 @@ E[(f(x) - f*(x))^2] against the clean teacher on the validation distribution N(0
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+from proxyrank.analysis.params import TheoryParams
+from proxyrank.training.pool import forked
 
 if TYPE_CHECKING:  # config imports this module for its params section: heavy imports stay in the functions
     import pandas as pd
     import torch
-
-
-@dataclass(frozen=True)
-class TheoryParams:
-    """The `theory:` section of params.yaml: problem size, the grid (widths x LRs x seeds) and
-    the ranges recipes are drawn from. Defaults run in about a minute and a half on one core."""
-    input_dim: int = 8
-    teacher_width: int = 8  # hidden units of the random ReLU teacher (with biases)
-    n_recipes: int = 8
-    widths: list[int] = field(default_factory=lambda: [16, 64, 256, 1024])
-    # eta = lr_frac / lambda_max(E_val[phi phi^T]) at that width and seed
-    lr_fracs: list[float] = field(default_factory=lambda: [0.01, 0.03, 0.1, 0.3, 1.0, 2.0])
-    # the same for every LR (a fixed sample budget, as for the study's proxies); the theorem's
-    # small-eta regime also needs the drift converged: lr_frac * steps >> 1 (see 'horizon')
-    steps: int = 20000
-    batch_size: int = 16
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # first layer and SGD samples
-    n_kernel: int = 2000  # recipe samples for kernel ridge regression and for the drift
-    n_valid: int = 4000
-    ridge: float = 1e-4  # KRR ridge, relative: (K/n + ridge I)
-    # recipe i draws: ||mean shift|| ~ U[0, shift_max]; input std ~ logU[scale_min, scale_max]
-    # times exp(U[0, aniso_max] * N(0,1)) per coordinate; label noise std ~ U[0, noise_max];
-    # corrupted share ~ U[0, corrupt_max] (labels replaced by N(0,1), f* has unit variance).
-    shift_max: float = 1.0
-    scale_min: float = 0.6
-    scale_max: float = 1.6
-    aniso_max: float = 0.5
-    noise_max: float = 1.0
-    corrupt_max: float = 0.3
-    drift: bool = True  # also full-batch GD on the n_kernel samples (the proof's drift term)
-    # ground-truth draws (teacher, recipes, optimal losses): one world's outcome is partly chance
-    worlds: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
-
-    def __post_init__(self):
-        for name in ("input_dim", "teacher_width", "steps", "batch_size", "n_kernel", "n_valid"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.n_recipes < 3:
-            raise ValueError(f"n_recipes: need >= 3 to rank, got {self.n_recipes}")
-        for name in ("widths", "lr_fracs", "seeds", "worlds"):
-            values = getattr(self, name)
-            if not values or len(set(values)) != len(values):
-                raise ValueError(f"{name}: must be a non-empty list without repeats, got {values}")
-        if min(self.widths) < 1:
-            raise ValueError(f"widths: must be >= 1, got {self.widths}")
-        if not all(x > 0 and math.isfinite(x) for x in self.lr_fracs):
-            raise ValueError(f"lr_fracs: must be finite and > 0, got {self.lr_fracs}")
-        for name in ("ridge", "scale_min"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
-        if self.scale_max < self.scale_min:
-            raise ValueError(f"scale_max: must be >= scale_min={self.scale_min}, got {self.scale_max}")
-        for name in ("shift_max", "aniso_max", "noise_max"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.corrupt_max <= 1:
-            raise ValueError(f"corrupt_max: must be in [0, 1], got {self.corrupt_max}")
 
 
 @dataclass(frozen=True)
@@ -253,16 +199,19 @@ def _flip(means: pd.Series, drop: float) -> float | None:
     return None
 
 
-def simulate(tp: TheoryParams, seed: int) -> tuple[pd.DataFrame, dict]:
-    """Ranking agreement with the optimal order at every (width, lr_frac, seed).
+class World(NamedTuple):
+    """One ground-truth draw: the teacher, the recipes, the validation set and each recipe's
+    infinite-width optimal loss (from kernel_data: n_kernel inputs with labels E[y | x])."""
+    teacher: Teacher
+    recipes: list[Recipe]
+    x_val: np.ndarray
+    f_val: np.ndarray
+    kernel_data: list[tuple[np.ndarray, np.ndarray]]
+    optimal: np.ndarray
 
-    `seed` fixes the teacher, the recipes and the optimal losses (the ground truth); tp.seeds
-    the first layer and the SGD samples. Returns the agreement table and a JSON-safe summary,
-    whose "runs" holds every recipe's SGD (and drift) validation MSE.
-    """
-    import pandas as pd
-    import torch
 
+def draw_world(tp: TheoryParams, seed: int) -> World:
+    """The ground truth of `seed`, every draw from one generator in a fixed order."""
     rng = np.random.default_rng(seed)
     teacher = Teacher(tp.input_dim, tp.teacher_width, rng)
     recipes = draw_recipes(tp, rng)
@@ -271,43 +220,73 @@ def simulate(tp: TheoryParams, seed: int) -> tuple[pd.DataFrame, dict]:
     xs = [sample(r, teacher, tp.n_kernel, rng)[0] for r in recipes]
     kernel_data = [(x, r.regression(teacher, x)) for r, x in zip(recipes, xs)]
     optimal = np.array([kernel_loss(x, y, x_val, f_val, tp.ridge) for x, y in kernel_data])
+    return World(teacher, recipes, x_val, f_val, kernel_data, optimal)
 
+
+def simulate(tp: TheoryParams, seed: int) -> tuple[pd.DataFrame, dict]:
+    """Ranking agreement with the optimal order at every (width, lr_frac, seed).
+
+    `seed` fixes the teacher, the recipes and the optimal losses (the ground truth); tp.seeds
+    the first layer and the SGD samples. Returns the agreement table and a JSON-safe summary,
+    whose "runs" holds every recipe's SGD (and drift) validation MSE.
+    """
+    import pandas as pd
+
+    world = draw_world(tp, seed)
     rows, runs, lam_max = [], [], {}
-    f_val_t = torch.as_tensor(f_val, dtype=torch.float32)
-    zero_mse = float(np.mean(f_val**2))  # a run worse than the zero readout counts as diverged
     for width in tp.widths:
         for s in tp.seeds:
-            w = first_layer(tp.input_dim, width, int(np.random.SeedSequence([seed, s, width]).generate_state(1)[0]))
-            phi_val = features(x_val, w)
-            lam = float(torch.linalg.eigvalsh((phi_val.T @ phi_val).double() / tp.n_valid)[-1])
+            lam, width_rows, width_runs = _at_width(tp, world, seed, width, s)
             lam_max.setdefault(width, []).append(lam)
-            etas = [frac / lam for frac in tp.lr_fracs]
-            sgd = _sgd(tp, recipes, teacher, w, etas, phi_val, f_val_t,
-                       np.random.default_rng([seed, s, width, 1]))
-            drift = _drift(tp, kernel_data, w, etas, phi_val, f_val_t) if tp.drift else None
-            for j, frac in enumerate(tp.lr_fracs):
-                rho, acc = _agreement(sgd[:, j], optimal)
-                row = {"width": width, "lr_frac": frac, "seed": s, "eta": etas[j],
-                       "horizon": frac * tp.steps, "spearman": rho,
-                       "pairwise": acc, "diverged": int((~(sgd[:, j] <= zero_mse)).sum())}
-                if drift is not None:
-                    row["drift_spearman"], row["drift_pairwise"] = _agreement(drift[:, j], optimal)
-                rows.append(row)
-                for i in range(len(recipes)):
-                    runs.append({"width": width, "lr_frac": frac, "seed": s, "recipe": i,
-                                 "sgd_mse": _num(sgd[i, j]),
-                                 "drift_mse": None if drift is None else _num(drift[i, j])})
+            rows += width_rows
+            runs += width_runs
     table = pd.DataFrame(rows)
+    return table, _summary(tp, seed, world, table, lam_max, runs)
+
+
+def _at_width(tp: TheoryParams, world: World, seed: int, width: int, s: int) -> tuple[float, list, list]:
+    """SGD (and drift) at one width and first-layer seed `s`, every LR at once: (lambda_max of the
+    validation Hessian, the table's rows, the summary's runs)."""
+    import torch
+
+    f_val_t = torch.as_tensor(world.f_val, dtype=torch.float32)
+    zero_mse = float(np.mean(world.f_val**2))  # a run worse than the zero readout counts as diverged
+    w = first_layer(tp.input_dim, width, int(np.random.SeedSequence([seed, s, width]).generate_state(1)[0]))
+    phi_val = features(world.x_val, w)
+    lam = float(torch.linalg.eigvalsh((phi_val.T @ phi_val).double() / tp.n_valid)[-1])
+    etas = [frac / lam for frac in tp.lr_fracs]
+    sgd = _sgd(tp, world.recipes, world.teacher, w, etas, phi_val, f_val_t,
+               np.random.default_rng([seed, s, width, 1]))
+    drift = _drift(tp, world.kernel_data, w, etas, phi_val, f_val_t) if tp.drift else None
+    rows, runs = [], []
+    for j, frac in enumerate(tp.lr_fracs):
+        rho, acc = _agreement(sgd[:, j], world.optimal)
+        row = {"width": width, "lr_frac": frac, "seed": s, "eta": etas[j],
+               "horizon": frac * tp.steps, "spearman": rho,
+               "pairwise": acc, "diverged": int((~(sgd[:, j] <= zero_mse)).sum())}
+        if drift is not None:
+            row["drift_spearman"], row["drift_pairwise"] = _agreement(drift[:, j], world.optimal)
+        rows.append(row)
+        for i in range(len(world.recipes)):
+            runs.append({"width": width, "lr_frac": frac, "seed": s, "recipe": i,
+                         "sgd_mse": _num(sgd[i, j]),
+                         "drift_mse": None if drift is None else _num(drift[i, j])})
+    return lam, rows, runs
+
+
+def _summary(tp: TheoryParams, seed: int, world: World, table: pd.DataFrame, lam_max: dict, runs: list) -> dict:
+    """The JSON-safe summary of one world: its ground truth and the agreement at the largest width."""
     top = table[table["width"] == max(tp.widths)].groupby("lr_frac").mean(numeric_only=True)
-    summary = {
+    optimal = world.optimal
+    return {
         "params": asdict(tp),
         "seed": seed,
         "optimal_mse": optimal.tolist(),
         "optimal_order": np.argsort(optimal, kind="stable").tolist(),
-        "recipes": [r.summary() for r in recipes],
+        "recipes": [r.summary() for r in world.recipes],
         "lambda_max": {str(m): float(np.mean(v)) for m, v in lam_max.items()},
         # lambda_max(H_recipe) / lambda_max(H_val) at infinite width: > 1 destabilises first
-        "curvature_ratio": [_top_eig(x) / _top_eig(x_val) for x in xs],
+        "curvature_ratio": [_top_eig(x) / _top_eig(world.x_val) for x, _ in world.kernel_data],
         "largest_width": max(tp.widths),
         "spearman_by_lr": {str(k): _num(v) for k, v in top["spearman"].items()},
         "spearman_smallest_lr": _num(top["spearman"].iloc[0]),
@@ -318,24 +297,15 @@ def simulate(tp: TheoryParams, seed: int) -> tuple[pd.DataFrame, dict]:
                                  if tp.drift else None),
         "runs": runs,
     }
-    return table, summary
 
 
 def study(tp: TheoryParams, workers: int = 1) -> tuple[pd.DataFrame, list[dict]]:
     """`simulate` in every world of tp.worlds, on forked 1-thread workers (two 2-thread torch
     processes on two cores slow each other down many times over); the table gains a `world` column."""
-    import multiprocessing as mp
-
     import pandas as pd
 
     jobs = [(tp, w) for w in tp.worlds]
-    if workers > 1 and len(jobs) > 1:
-        from proxyrank.training.train import init_worker
-
-        with mp.get_context("fork").Pool(min(workers, len(jobs)), initializer=init_worker, initargs=(1,)) as pool:
-            parts = pool.starmap(simulate, jobs)
-    else:
-        parts = [simulate(*job) for job in jobs]
+    parts = list(forked(simulate, jobs, min(workers, len(jobs)), threads=1))
     table = pd.concat([t.assign(world=w) for (t, _), w in zip(parts, tp.worlds)], ignore_index=True)
     return table, [summary for _, summary in parts]
 

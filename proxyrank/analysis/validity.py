@@ -19,48 +19,38 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
-from proxyrank.analysis.metrics import json_number, pairwise_accuracy, percentile_interval, spearman
+from proxyrank.analysis.metrics import (pairwise_accuracy, percentile_interval, round_lrs, rowwise_spearman, same_lr,
+                                        spearman)
+from proxyrank.analysis.params import ValidityParams
+from proxyrank.errors import DataError, ParamsError
+from proxyrank.files import json_number
 
 RUN_COLUMNS = ("recipe", "role", "family", "lr", "seed", "loss_mean", "steps")
 CURVE_COLUMNS = ("role", "recipe", "family", "lr", "seed", "step", "loss_mean")
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    max_grid_ratio: float = 2.0  # V1: neighbouring reference LRs at most this far apart
-    min_ref_seeds: int = 2  # V1/V3: reference seeds needed
-    min_resolved_share: float = 0.8  # V1: share of recipes whose reference optimum is resolved
-    min_loss_drop: float = 0.1  # V2: nats a proxy must fall from its step-0 loss
-    min_reliability: float = 0.7  # V2: split-half reliability (Spearman-Brown) a proxy LR needs
-    z: float = 1.96  # pair separation: |difference| > z * its standard error
+Thresholds = ValidityParams  # the pass marks (params.yaml `analysis.validity`)
 
 
 # --------------------------------------------------------------------------- inputs
 
 
-def _round(values: pd.Series) -> list[float]:
-    """LRs read back from text can differ in the last bits; metrics._validate rounds the same way."""
-    return [float(f"{x:.12g}") for x in values.astype(float)]
-
-
 def _require(df: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(f"{name} table lacks required columns {missing}; it has {list(df.columns)}")
+        raise DataError(f"{name} table lacks required columns {missing}; it has {list(df.columns)}")
 
 
 def _snap(fam: str, tag: str, lr: float, have: list[float]) -> float:
     for x in have:
-        if math.isclose(x, float(lr), rel_tol=1e-9):
+        if same_lr(x, float(lr)):
             return x
-    raise ValueError(f"lrs[{fam!r}][{tag!r}] = {lr!r} has no proxy runs; family {fam!r} was run at {have}")
+    raise DataError(f"lrs[{fam!r}][{tag!r}] = {lr!r} has no proxy runs; family {fam!r} was run at {have}")
 
 
 def _prepare(runs: pd.DataFrame, curves: pd.DataFrame, lrs: dict[str, dict[str, float]]):
@@ -71,27 +61,27 @@ def _prepare(runs: pd.DataFrame, curves: pd.DataFrame, lrs: dict[str, dict[str, 
     loss = runs["loss_mean"].astype(float).to_numpy()
     bad = np.isnan(loss) | (runs["diverged"].astype(str).str.lower().eq("true").to_numpy()
                             if "diverged" in runs.columns else False)
-    runs = runs.assign(lr=_round(runs["lr"]), loss=np.where(bad, np.inf, loss))
-    curves = curves.assign(lr=_round(curves["lr"]))
+    runs = runs.assign(lr=round_lrs(runs["lr"]), loss=np.where(bad, np.inf, loss))
+    curves = curves.assign(lr=round_lrs(curves["lr"]))
     if not (runs["role"] == "reference").any():
-        raise ValueError("runs has no reference runs (role == 'reference'); V1 and V3 need the reference sweep")
+        raise DataError("runs has no reference runs (role == 'reference'); V1 and V3 need the reference sweep")
     ref_families = sorted(runs.loc[runs["role"] == "reference", "family"].astype(str).unique())
     if len(ref_families) > 1:
-        raise ValueError(f"reference runs span families {ref_families}; validity expects one reference model")
+        raise DataError(f"reference runs span families {ref_families}; validity expects one reference model")
     if not lrs:
-        raise ValueError("lrs is empty; give {family: {'standard': lr, 'tiny<ratio>': lr, ...}}")
+        raise DataError("lrs is empty; give {family: {'standard': lr, 'tiny<ratio>': lr, ...}}")
     proxies = runs[runs["role"] == "proxy"]
     snapped = {}
     for fam, tags in lrs.items():
         have = sorted(proxies.loc[proxies["family"] == fam, "lr"].unique().tolist())
         if not have:
-            raise ValueError(f"lrs names family {fam!r}, which has no proxy runs; runs has proxy families "
+            raise DataError(f"lrs names family {fam!r}, which has no proxy runs; runs has proxy families "
                              f"{sorted(proxies['family'].astype(str).unique())}")
         if "standard" not in tags:
-            raise ValueError(f"lrs[{fam!r}] lacks the 'standard' tag; it has {list(tags)}")
+            raise DataError(f"lrs[{fam!r}] lacks the 'standard' tag; it has {list(tags)}")
         odd = [t for t in tags if t != "standard" and not str(t).startswith("tiny")]
         if odd:
-            raise ValueError(f"lrs[{fam!r}] has tags {odd}; every tag but 'standard' must start with 'tiny'")
+            raise DataError(f"lrs[{fam!r}] has tags {odd}; every tag but 'standard' must start with 'tiny'")
         snapped[fam] = {tag: _snap(fam, tag, lr, have) for tag, lr in tags.items()}
     return runs, curves, snapped
 
@@ -391,28 +381,13 @@ def _v2(proxies: pd.DataFrame, curves: pd.DataFrame, lrs: dict[str, dict[str, fl
     for fam in sorted(lrs):
         fdf = proxies[proxies["family"] == fam]
         for lr, ldf in fdf.groupby("lr", sort=True):
-            init = start.loc[(start["family"] == fam) & (start["lr"] == lr), "loss_mean"].astype(float)
-            tags = [t for t, x in lrs[fam].items() if x == lr]
+            init = start.loc[(start["family"] == fam) & same_lr(start["lr"], lr), "loss_mean"].astype(float)
+            tags = [t for t, x in lrs[fam].items() if same_lr(x, lr)]
             rows.append(_v2_row(fam, float(lr), tags, ldf, init, th))
     return rows
 
 
 # --------------------------------------------------------------------------- V4: the contrast
-
-
-def _rowwise_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman per row of two (B, N) arrays over the columns finite in both (metrics.spearman's
-    definition: Pearson of average ranks; nan when fewer than two or a constant ranking)."""
-    keep = np.isfinite(a) & np.isfinite(b)
-    ra = rankdata(np.where(keep, a, np.nan), axis=1, nan_policy="omit")
-    rb = rankdata(np.where(keep, b, np.nan), axis=1, nan_policy="omit")
-    n = keep.sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        da = np.where(keep, ra - np.nanmean(ra, 1, keepdims=True), 0.0)
-        db = np.where(keep, rb - np.nanmean(rb, 1, keepdims=True), 0.0)
-        den = np.sqrt((da**2).sum(1) * (db**2).sum(1))
-        r = (da * db).sum(1) / den
-    return np.where((n >= 2) & (den > 0), r, np.nan)
 
 
 def _boot_rhos(cube: np.ndarray, mats: list[np.ndarray], n_boot: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -436,7 +411,7 @@ def _boot_rhos(cube: np.ndarray, mats: list[np.ndarray], n_boot: int, rng: np.ra
     for m in mats:
         s = rng.integers(0, m.shape[1], size=(n_boot, n_rec, m.shape[1]))
         p = _seed_mean(np.take_along_axis(np.broadcast_to(m, (n_boot, *m.shape)), s, axis=-1))
-        out.append(_rowwise_spearman(np.take_along_axis(p, idx, axis=1), tuned))
+        out.append(rowwise_spearman(np.take_along_axis(p, idx, axis=1), tuned))
     return out
 
 
@@ -471,7 +446,7 @@ def _verdict(fam: str, v1: dict, v2: list[dict], tags: dict[str, float]) -> dict
         failed.append(f"lrs gives {fam} no tiny tag, so there is no tiny LR to contrast")
     checked = [t for t in ("standard", first_tiny) if t is not None]
     for tag in checked:
-        row = next(r for r in v2 if r["family"] == fam and r["lr"] == tags[tag])
+        row = next(r for r in v2 if r["family"] == fam and same_lr(r["lr"], tags[tag]))
         if not row["passed"]:
             failed.append(f"V2 (proxies learned) failed at {tag} (lr {_lr(tags[tag])}): " + "; ".join(row["reasons"]))
     if failed:
@@ -489,11 +464,11 @@ def validity(runs: pd.DataFrame, curves: pd.DataFrame, lrs: dict[str, dict[str, 
     Returns a JSON-serialisable dict (NaN -> None). Recipes the reference did not run are not ranked.
     """
     if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot!r}")
+        raise ParamsError(f"n_boot must be >= 1, got {n_boot!r}")
     runs, curves, lrs = _prepare(runs, curves, lrs)
     refd = _reference(runs[runs["role"] == "reference"])
     proxies = runs[runs["role"] == "proxy"]
-    tagged = {(fam, tag): (lr, _matrix(proxies[(proxies["family"] == fam) & (proxies["lr"] == lr)], refd["recipes"]))
+    tagged = {(fam, tag): (lr, _matrix(proxies[(proxies["family"] == fam) & same_lr(proxies["lr"], lr)], refd["recipes"]))
               for fam, tags in sorted(lrs.items()) for tag, lr in tags.items()}
     v3, pairs = _v3_reference(refd, thresholds)
     v3["proxies"] = _v3_proxies(refd, v3, pairs, tagged)

@@ -18,9 +18,9 @@ How, and why this way (the scale requirements of the issue):
   those texts again, so `near_duplicates` collects an iterator that is not a sequence into a
   list; `contaminated` verifies each chunk while it is in hand and needs no second pass.
 - Vectorised hashing. A chunk is normalised (lowercase, punctuation stripped: the words of
-  `proxyrank.data.corpus.text_key`'s normalisation; ASCII characters by a numpy byte table, the
-  rare non-ASCII punctuation of other texts by a regex that only matches it), encoded to
-  UTF-8 once and hashed with numpy:
+  `proxyrank.text.text_key`'s normalisation, `proxyrank.text.dedup_words`; ASCII characters by a
+  numpy byte table, the rare non-ASCII punctuation of other texts by a regex that only matches
+  it), encoded to UTF-8 once and hashed with numpy:
   each word by a polynomial hash over its bytes (mod 2**64), each word 5-gram by a polynomial
   over its word hashes, both finished with the splitmix64 mixer: 64 bits per shingle, of which
   signatures use the top 32. Stable across processes and runs (not Python's salted `hash()`).
@@ -60,8 +60,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from proxyrank.errors import DataError, ParamsError
 # one normalisation (text_key's) for exact and near dedup
-from proxyrank.data.corpus import NON_WORD, text_key
+from proxyrank.text import ASCII_WORD_BYTES, GOLDEN64, NON_ASCII_BREAK, mix64, text_key
 
 CHUNK_DOCS = 2048
 CHUNK_CHARS = 1 << 19  # ~0.5 MB of text per chunk: ~45 bytes of numpy arrays per character (~22 MB)
@@ -70,7 +71,7 @@ PREFILTER_MISS = 1e-6  # at most this share of pairs at J = threshold is lost by
 
 _U64 = np.uint64
 _BYTE_PRIME = 0x100000001B3  # FNV-1a's 64-bit prime (odd): the per-byte polynomial base
-_WORD_BASE = 0x9E3779B97F4A7C15  # 2**64 / golden ratio (odd): the per-word polynomial base
+_WORD_BASE = GOLDEN64  # 2**64 / golden ratio (odd): the per-word polynomial base
 _MASK64 = (1 << 64) - 1
 
 
@@ -126,20 +127,20 @@ class MinHashParams:
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
                 raise TypeError(f"MinHashParams.{name}: expected an integer, got {value!r}")
         if self.num_perm < 1:
-            raise ValueError(f"MinHashParams.num_perm: must be >= 1, got {self.num_perm}")
+            raise ParamsError(f"MinHashParams.num_perm: must be >= 1, got {self.num_perm}")
         if not 1 <= self.bands <= self.num_perm or self.num_perm % self.bands:
-            raise ValueError(f"MinHashParams.bands: {self.bands} does not divide num_perm={self.num_perm} "
-                             f"(rows per band = num_perm // bands must be a whole number >= 1); "
-                             f"choose a divisor such as {_divisors_hint(self.num_perm)}")
+            raise ParamsError(f"MinHashParams.bands: {self.bands} does not divide num_perm={self.num_perm} "
+                              f"(rows per band = num_perm // bands must be a whole number >= 1); "
+                              f"choose a divisor such as {_divisors_hint(self.num_perm)}")
         if self.shingle < 1:
-            raise ValueError(f"MinHashParams.shingle: must be >= 1 word, got {self.shingle}")
+            raise ParamsError(f"MinHashParams.shingle: must be >= 1 word, got {self.shingle}")
         if self.min_paragraph_chars < 0:
-            raise ValueError(f"MinHashParams.min_paragraph_chars: must be >= 0, got {self.min_paragraph_chars}")
+            raise ParamsError(f"MinHashParams.min_paragraph_chars: must be >= 0, got {self.min_paragraph_chars}")
         t = self.threshold
         if isinstance(t, bool) or not isinstance(t, (int, float, np.floating)):
             raise TypeError(f"MinHashParams.threshold: expected a number, got {t!r}")
         if not 0 < t <= 1:
-            raise ValueError(f"MinHashParams.threshold: must be a number in (0, 1], got {t!r}")
+            raise ParamsError(f"MinHashParams.threshold: must be a number in (0, 1], got {t!r}")
         if not isinstance(self.paragraph, (bool, np.bool_)):
             raise TypeError(f"MinHashParams.paragraph: expected true or false, got {self.paragraph!r}")
 
@@ -216,48 +217,10 @@ def detection_probability(jaccard: float, p: MinHashParams) -> float:
 # hashing
 
 
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser (in place on a uint64 array): every input bit moves every output bit."""
-    x ^= x >> _U64(30)
-    x *= _U64(0xBF58476D1CE4E5B9)
-    x ^= x >> _U64(27)
-    x *= _U64(0x94D049BB133111EB)
-    x ^= x >> _U64(31)
-    return x
-
-
 def _powers(base: int, n: int) -> np.ndarray:
     out = np.full(max(n, 1), base, dtype=_U64)
     out[0] = 1
     return np.multiply.accumulate(out, out=out)  # wraps mod 2**64, as intended
-
-
-def _normalise(text: str) -> str:
-    """Lowercase, punctuation and spacing collapsed to single spaces (text_key's normalisation)."""
-    return NON_WORD.sub(" ", text.lower()).strip()
-
-
-# The non-ASCII characters of NON_WORD ([\W_]: curly quotes, dashes, no-break spaces, ...).
-# Replacing only these (the byte table does ASCII) gives the same words as _normalise, ~2.4x
-# faster on text with curly quotes: the regex then matches a few characters, not every space.
-_NON_ASCII_BREAK = re.compile(r"[^\x00-\x7f\w]+")
-
-
-def words(text: str) -> list[str]:
-    """The normalised words that shingles are made of (for tests and inspection)."""
-    return _normalise(text).split()
-
-
-def _byte_classes() -> np.ndarray:
-    """Byte -> lowercased byte for ASCII letters and digits, 0 (a word break) for other ASCII;
-    bytes >= 0x80 (inside UTF-8 word characters: `_NON_ASCII_BREAK` removed the others) are kept."""
-    lut = np.arange(256, dtype=np.uint8)
-    for c in range(128):
-        lut[c] = ord(chr(c).lower()) if chr(c).isalnum() else 0
-    return lut
-
-
-_BYTE_CLASS = _byte_classes()
 
 
 def _shingle_hashes(texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -271,9 +234,9 @@ def _shingle_hashes(texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
     for ASCII: [a-z0-9] runs); a text with others is lowercased and its non-ASCII non-word
     characters become spaces first.
     """
-    enc = [(t if t.isascii() else _NON_ASCII_BREAK.sub(" ", t.lower())).encode() for t in texts]
+    enc = [(t if t.isascii() else NON_ASCII_BREAK.sub(" ", t.lower())).encode() for t in texts]
     lens = np.fromiter(map(len, enc), dtype=np.int64, count=len(enc))
-    b = _BYTE_CLASS[np.frombuffer(b"".join(enc), dtype=np.uint8)]
+    b = ASCII_WORD_BYTES[np.frombuffer(b"".join(enc), dtype=np.uint8)]
     text_start = np.cumsum(lens) - lens
     inword = b != 0
     start = inword.copy()
@@ -288,7 +251,7 @@ def _shingle_hashes(texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
     first = np.flatnonzero(start[pos])
     offset = np.arange(len(pos)) - first[word_of]
     terms = b[pos].astype(_U64) * _powers(_BYTE_PRIME, int(offset.max()) + 1)[offset]
-    wh = _mix64(np.add.reduceat(terms, first))
+    wh = mix64(np.add.reduceat(terms, first))
     # the text of each word (ties: empty texts sit before the text that starts there)
     doc = np.searchsorted(text_start, pos[first], side="right") - 1
     counts = np.bincount(doc, minlength=len(texts))
@@ -308,7 +271,7 @@ def _shingle_hashes(texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         h += np.where(j < end_v, term, _U64(0))
         qpow = (qpow * _WORD_BASE) & _MASK64
     h ^= _U64(k)
-    return _mix64(h), doc[valid]
+    return mix64(h), doc[valid]
 
 
 def _permutations(p: MinHashParams, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -410,7 +373,7 @@ def _band_key(cols: np.ndarray) -> np.ndarray:
     h = np.zeros(len(cols), dtype=_U64)
     for t in range(cols.shape[1]):
         h ^= cols[:, t].astype(_U64)
-        h = _mix64(h)
+        h = mix64(h)
     return h
 
 
@@ -540,10 +503,12 @@ def near_duplicates_from_signatures(sig: np.ndarray, p: MinHashParams, texts: Se
 
 
 def _check_signatures(sig: np.ndarray, p: MinHashParams, texts: Sequence[str]) -> np.ndarray:
+    """The signature matrix as an array; a DataError when it was made with other settings (a
+    stale data/curated/*.npy), a ValueError when the caller passed texts of other rows."""
     sig = np.asarray(sig)
     if sig.ndim != 2 or sig.shape[1] != p.num_perm or sig.dtype != np.uint32:
-        raise ValueError(f"signatures: expected a (n, {p.num_perm}) uint32 array from minhash_signatures "
-                         f"with num_perm={p.num_perm}, got {sig.dtype} {sig.shape}")
+        raise DataError(f"signatures: expected a (n, {p.num_perm}) uint32 array from minhash_signatures "
+                        f"with num_perm={p.num_perm}, got {sig.dtype} {sig.shape}")
     if len(texts) != len(sig):
         raise ValueError(f"texts: {len(texts)} texts for {len(sig)} signature rows; pass the texts the "
                          "signatures were computed from, in the same order")
@@ -616,7 +581,7 @@ def drop_repeated_paragraphs(texts: Iterable[str], min_paragraph_chars: int) -> 
     non-blank paragraph becomes "".
     """
     if min_paragraph_chars < 0:
-        raise ValueError(f"min_paragraph_chars: must be >= 0, got {min_paragraph_chars}")
+        raise ParamsError(f"min_paragraph_chars: must be >= 0, got {min_paragraph_chars}")
     seen: set[bytes] = set()
     out = []
     for t in texts:

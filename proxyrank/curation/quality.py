@@ -26,23 +26,26 @@ with numpy and scipy only (no torch, sklearn, fastText or KenLM binaries):
    (the hashing trick fastText uses for word n-grams), fitted full-batch with L-BFGS, and
    :func:`keep_top`.
 
-Text normalisation is shared by both scorers and deliberately simple (:func:`words`): lowercase,
-then the maximal runs of Unicode word characters (``\\w+``: letters, digits, underscore) are the
-tokens; everything else (punctuation, whitespace) separates tokens.  The n-gram model also treats
-each line break as a sentence end, as CCNet scores a document line by line.  CCNet additionally
-strips accents, maps digits to 0 and tokenises with SentencePiece; we do not.
+Text normalisation is shared by both scorers and deliberately simple
+(:func:`proxyrank.text.model_words`): lowercase, then the maximal runs of Unicode word characters
+(``\\w+``: letters, digits, underscore) are the tokens; everything else (punctuation, whitespace)
+separates tokens.  The n-gram model also treats each line break as a sentence end
+(:func:`proxyrank.text.model_line_tokens`), as CCNet scores a document line by line.  CCNet
+additionally strips accents, maps digits to 0 and tokenises with SentencePiece; we do not.
 """
 from __future__ import annotations
 
 import math
-import numbers
-import re
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+
+from proxyrank.checks import check_types, fail_field
+from proxyrank.data.sources import BUCKETS
+from proxyrank.errors import DataError
+from proxyrank.text import GOLDEN64, mix64, model_line_tokens, model_words, stable_hash32
 
 __all__ = [
     "ClassifierParams",
@@ -51,31 +54,10 @@ __all__ = [
     "QualityClassifier",
     "keep_top",
     "quality_buckets",
-    "words",
 ]
 
-_WORD = re.compile(r"\w+")
-_WORD_OR_NEWLINE = re.compile(r"\w+|\n")
-BUCKETS = ("head", "middle", "tail")
 # Texts are featurised / scored in chunks of about this many characters, to bound memory.
 _CHUNK_CHARS = 4_000_000
-
-
-def words(text: str) -> list[str]:
-    """The shared normalisation: lowercase, tokens are the runs of ``\\w`` characters."""
-    return _WORD.findall(text.lower())
-
-
-def fail_field(field: str, message: str, value) -> None:
-    raise ValueError(f"{field}: {message}, got {value!r}")
-
-
-def check_types(obj) -> None:
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        want = {"int": numbers.Integral, "float": numbers.Real, "bool": bool, "str": str}[f.type]
-        if isinstance(value, bool) and f.type != "bool" or not isinstance(value, want):
-            fail_field(f.name, f"expected {f.type}", value)
 
 
 # --------------------------------------------------------------------------- params
@@ -203,7 +185,7 @@ class _Stream:
         ids: list[int] = []
         doc_ends = np.empty(len(texts), dtype=np.int64)
         for d, text in enumerate(texts):
-            toks = _WORD_OR_NEWLINE.findall(text.lower())
+            toks = model_line_tokens(text)
             if grow:
                 ids.extend([vocab.setdefault(w, len(vocab)) for w in toks])
             else:
@@ -296,7 +278,7 @@ class NgramLM:
         stream = _Stream(taken, vocab, grow=True, order=p.order)
         del taken
         if not (stream.word != _EOS).any():
-            raise ValueError("NgramLM.fit: the reference texts contain no words")
+            raise DataError("NgramLM.fit: the reference texts contain no words")
         n, D, base = p.order, p.discount, len(vocab)
         ctx, gram = _keys(stream, base, n)
         unique, counts, rep = [None] * (n + 1), [None] * (n + 1), [None] * (n + 1)
@@ -382,15 +364,7 @@ def quality_buckets(ppl: np.ndarray, p: PerplexityParams) -> np.ndarray:
 
 # --------------------------------------------------------------------------- classifier
 
-_MIX = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio multiplier (splitmix64 / Fibonacci hashing)
-_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-
-
-def _finalise(h: np.ndarray) -> np.ndarray:
-    """splitmix64's output mix, so bucket = hash mod features uses all input bits."""
-    h = (h ^ (h >> np.uint64(30))) * _M1
-    h = (h ^ (h >> np.uint64(27))) * _M2
-    return h ^ (h >> np.uint64(31))
+_MIX = np.uint64(GOLDEN64)  # golden-ratio multiplier (splitmix64 / Fibonacci hashing)
 
 
 def _features(texts: Sequence[str], p: ClassifierParams) -> sp.csr_matrix:
@@ -405,9 +379,9 @@ def _features(texts: Sequence[str], p: ClassifierParams) -> sp.csr_matrix:
     ids: list[int] = []
     bounds = np.zeros(len(texts) + 1, dtype=np.int64)
     for d, text in enumerate(texts):
-        ids.extend([local.setdefault(w, len(local)) for w in words(text)])
+        ids.extend([local.setdefault(w, len(local)) for w in model_words(text)])
         bounds[d + 1] = len(ids)
-    word_hash = np.fromiter((zlib.crc32(w.encode("utf-8")) for w in local), dtype=np.uint64,
+    word_hash = np.fromiter((stable_hash32(w) for w in local), dtype=np.uint64,
                             count=len(local))
     h = word_hash[np.asarray(ids, dtype=np.int64)]
     doc = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(bounds))
@@ -421,7 +395,8 @@ def _features(texts: Sequence[str], p: ClassifierParams) -> sp.csr_matrix:
             g = g * _MIX + h[t:t + m]
         same_doc = doc[:m] == doc[n - 1:]
         rows.append(doc[:m][same_doc])
-        cols.append((_finalise(g[same_doc]) % np.uint64(p.features)).astype(np.int64))
+        # mix64 works in place: g[same_doc] is a copy; splitmix64 makes hash mod features use all bits
+        cols.append((mix64(g[same_doc]) % np.uint64(p.features)).astype(np.int64))
     rows_a = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     cols_a = np.concatenate(cols) if cols else np.zeros(0, np.int64)
     x = sp.csr_matrix((np.ones(rows_a.size), (rows_a, cols_a)), shape=(len(texts), p.features))
@@ -538,8 +513,8 @@ class QualityClassifier:
             seed: int) -> QualityClassifier:
         """Fit on reference-quality ``positives`` against pool ``negatives``; see the class doc."""
         if len(positives) == 0 or len(negatives) == 0:
-            raise ValueError(f"QualityClassifier.fit: need documents of both classes, got "
-                             f"{len(positives)} positives and {len(negatives)} negatives")
+            raise DataError(f"QualityClassifier.fit: need documents of both classes, got "
+                            f"{len(positives)} positives and {len(negatives)} negatives")
         rng = np.random.default_rng(seed)
         pos_train, pos_hold = cls._split(len(positives), p, rng)
         neg_train, neg_hold = cls._split(len(negatives), p, rng)

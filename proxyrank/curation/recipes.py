@@ -11,21 +11,22 @@ holds exactly the same number of tokens (one epoch, nothing repeated, as in the 
 """
 from __future__ import annotations
 
-import zlib
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
-from proxyrank.errors import DataError
-from proxyrank.curation import dedup
-from proxyrank.curation import filters
-from proxyrank.curation import quality
 from proxyrank.config import CurationParams, Recipe
+from proxyrank.curation import dedup, quality
+from proxyrank.curation.c4 import c4_clean
+from proxyrank.curation.filters import RULES_OF, removals_by_damage
+from proxyrank.curation.gopher_quality import gopher_quality
+from proxyrank.curation.gopher_repetition import gopher_repetition
+from proxyrank.data.sources import BUCKETS
 from proxyrank.data.tokens import EOS, dtype_for, encode_texts
-
-RULE_FILTERS = {"c4": filters.C4_RULES, "gopher_quality": filters.GOPHER_QUALITY_RULES,
-                "gopher_repetition": filters.GOPHER_REPETITION_RULES}
+from proxyrank.errors import DataError
+from proxyrank.text import stable_hash32
 
 
 class RecipeError(DataError):
@@ -36,9 +37,9 @@ def _rules(args: tuple[list[str], CurationParams]) -> list[tuple]:
     texts, c = args
     out = []
     for t in texts:
-        cleaned, c4_fail = filters.c4_clean(t, c.c4)
-        out.append((cleaned, c4_fail, filters.gopher_quality(t, c.gopher_quality),
-                    filters.gopher_repetition(t, c.gopher_repetition)))
+        cleaned, c4_fail = c4_clean(t, c.c4)
+        out.append((cleaned, c4_fail, gopher_quality(t, c.gopher_quality),
+                    gopher_repetition(t, c.gopher_repetition)))
     return out
 
 
@@ -68,17 +69,17 @@ def annotate(crawl: pa.Table, reference: list[str], valid: list[str], c: Curatio
                       "c4_text": c4_text, "c4_fail": c4_fail,
                       "gopher_quality_fail": gq_fail, "gopher_repetition_fail": gr_fail,
                       "perplexity": ppl, "bucket": bucket, "dclm_score": score})
-    cuts = {b: float(ppl[bucket == b].max()) for b in ("head", "middle") if (bucket == b).any()}
+    cuts = {b: float(ppl[bucket == b].max()) for b in BUCKETS[:2] if (bucket == b).any()}  # head, middle
     summary = {
         "pages": len(texts), "contaminated": int(contaminated.sum()),
-        "rule_failures": {name: {r: int(sum(f == r for f in fails)) for r in RULE_FILTERS[name]}
+        "rule_failures": {name: {r: int(sum(f == r for f in fails)) for r in RULES_OF[name]}
                           for name, fails in (("c4", c4_fail), ("gopher_quality", gq_fail),
                                               ("gopher_repetition", gr_fail))},
         "perplexity_cuts": cuts, "classifier_heldout_accuracy": round(float(clf.heldout_accuracy), 4),
         "reference_docs": len(reference),
     }
     if set(DAMAGE_COLUMNS) <= set(crawl.column_names):
-        summary["removed_by_damage"] = filters.removals_by_damage(
+        summary["removed_by_damage"] = removals_by_damage(
             {"c4": c4_fail, "gopher_quality": gq_fail, "gopher_repetition": gr_fail}, damage_masks(crawl))
     return table, signatures, summary
 
@@ -115,7 +116,7 @@ def domain_weights(recipe: Recipe, available: dict[str, int]) -> dict[str, float
 
 def _seeded_order(ids: list[str], seed: int) -> np.ndarray:
     """A seeded order that depends only on the documents, not on the recipe."""
-    keys = np.fromiter((zlib.crc32(f"{seed}:{i}".encode()) for i in ids), dtype=np.uint64, count=len(ids))
+    keys = np.fromiter((stable_hash32(f"{seed}:{i}") for i in ids), dtype=np.uint64, count=len(ids))
     return np.lexsort((np.arange(len(ids)), keys))
 
 
@@ -163,9 +164,9 @@ def curate(recipe: Recipe, docs: pa.Table, c: CurationParams, signatures: dict[s
     allowed = recipe.domains or (list(recipe.weights) if isinstance(recipe.weights, dict) else None)
     if allowed:
         cur.alive &= np.isin(cur.column("domain"), allowed)
-    for name in (f for f in recipe.filters if f in RULE_FILTERS):
+    for name in (f for f in recipe.filters if f in RULES_OF):
         fails = cur.column(f"{name}_fail")
-        for rule in RULE_FILTERS[name]:
+        for rule in RULES_OF[name]:
             cur.drop(fails == rule, rule)
         if name == "c4":
             cleaned = cur.column("c4_text")
@@ -199,61 +200,102 @@ def curate(recipe: Recipe, docs: pa.Table, c: CurationParams, signatures: dict[s
     return cur.alive, cur.texts, cur.removed, dup_rate
 
 
+@dataclass(frozen=True)
+class _Candidates:
+    """The documents a recipe draws from once curated: their (cleaned) texts and ids, which are
+    alive, their lengths, and the key the mix is over (`key_name`: bucket, domain, or crawl)."""
+
+    texts: list[str]
+    ids: list[str]
+    alive: np.ndarray
+    chars: np.ndarray
+    key_name: str
+    key: np.ndarray
+
+    def available(self) -> dict[str, int]:
+        """Characters alive under each key value."""
+        return {str(k): int(self.chars[self.alive & (self.key == k)].sum()) for k in np.unique(self.key[self.alive])}
+
+
+def _mix_key(recipe: Recipe, docs: pa.Table, domain: np.ndarray, n: int) -> tuple[str, np.ndarray]:
+    """What the recipe's shares are over: quality buckets, the crawl's pages as they come (a
+    natural crawl recipe over all domains), or domains."""
+    if recipe.buckets:
+        return "bucket", _column(recipe, docs, "bucket")
+    if recipe.source == "crawl" and recipe.weights == "natural" and not recipe.domains:
+        return "crawl", np.full(n, "crawl", dtype=object)  # pages as they come
+    return "domain", domain
+
+
+def _target_weights(recipe: Recipe, available: dict[str, int]) -> dict[str, float]:
+    """Normalised share per key: the recipe's bucket weights, else its domain weights."""
+    if recipe.buckets:
+        total = sum(w for w in recipe.buckets.values() if w > 0)
+        return {b: w / total for b, w in sorted(recipe.buckets.items()) if w > 0}
+    return domain_weights(recipe, available)
+
+
+def _encode_until(tok, cand: _Candidates, order: np.ndarray, need: int, eos: int,
+                  taken: list[int], pieces: list[np.ndarray]) -> int:
+    """Encode documents `order` in turn, each followed by EOS, until `need` tokens (the last one
+    cut); appends to `taken` / `pieces` and returns the tokens got (< need if the documents ran out)."""
+    got, pos = 0, 0
+    while got < need and pos < len(order):
+        # encode about what is still needed (~4 characters a token), not whole long domains
+        room = np.cumsum(cand.chars[order[pos: pos + 512]]) < 4 * (need - got)
+        batch = order[pos: pos + 1 + int(room.sum())]
+        pos += len(batch)
+        for i, arr in zip(batch, encode_texts(tok, [cand.texts[i] for i in batch])):
+            arr = np.append(arr, eos).astype(arr.dtype)[: need - got]
+            taken.append(i), pieces.append(arr)
+            got += len(arr)
+            if got >= need:
+                break
+    return got
+
+
+def _fill(recipe: Recipe, tok, cand: _Candidates, weights: dict[str, float], budget: int,
+          seed: int) -> tuple[list[int], list[np.ndarray]]:
+    """Each key's share of the budget, in one seeded order per key (common random numbers)."""
+    eos = tok.token_to_id(EOS)
+    taken: list[int] = []
+    pieces: list[np.ndarray] = []
+    for k, w in weights.items():
+        need = int(np.ceil(w * budget))
+        k_idx = np.flatnonzero(cand.alive & (cand.key == k))
+        k_idx = k_idx[_seeded_order([cand.ids[i] for i in k_idx], seed)]
+        got = _encode_until(tok, cand, k_idx, need, eos, taken, pieces)
+        if got < need:
+            raise RecipeError(f"recipe {recipe.name!r}: {cand.key_name} {k!r} has {got} tokens after curation "
+                              f"but its share {w:.3f} of the {budget}-token budget needs {need}; lower "
+                              f"the budget (train.proxy_tokens / reference_tokens), its weight, or "
+                              f"loosen the curation (a bigger crawl.pages)")
+    return taken, pieces
+
+
 def build(recipe: Recipe, docs: pa.Table, tok, budget: int, seed: int, c: CurationParams,
           signatures: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
     """Return exactly `budget` training tokens for `recipe` and its manifest."""
     alive, texts, removed, dup_rate = curate(recipe, docs, c, signatures)
-    ids = docs.column("id").to_pylist()
     domain = docs.column("domain").to_numpy(zero_copy_only=False)
-    if recipe.buckets:
-        key_name, key = "bucket", _column(recipe, docs, "bucket")
-    elif recipe.source == "crawl" and recipe.weights == "natural" and not recipe.domains:
-        key_name, key = "crawl", np.full(len(texts), "crawl", dtype=object)  # pages as they come
-    else:
-        key_name, key = "domain", domain
+    key_name, key = _mix_key(recipe, docs, domain, len(texts))
     chars = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    available = {str(k): int(chars[alive & (key == k)].sum()) for k in np.unique(key[alive])}
-    if recipe.buckets:
-        total = sum(w for w in recipe.buckets.values() if w > 0)
-        weights = {b: w / total for b, w in sorted(recipe.buckets.items()) if w > 0}
-    else:
-        weights = domain_weights(recipe, available)
-    eos = tok.token_to_id(EOS)
-    docs_taken, pieces = [], []
-    for k, w in weights.items():
-        need = int(np.ceil(w * budget))
-        k_idx = np.flatnonzero(alive & (key == k))
-        k_idx = k_idx[_seeded_order([ids[i] for i in k_idx], seed)]
-        got, pos = 0, 0
-        while got < need and pos < len(k_idx):
-            # encode about what is still needed (~4 characters a token), not whole long domains
-            room = np.cumsum(chars[k_idx[pos: pos + 512]]) < 4 * (need - got)
-            batch = k_idx[pos: pos + 1 + int(room.sum())]
-            pos += len(batch)
-            for i, arr in zip(batch, encode_texts(tok, [texts[i] for i in batch])):
-                arr = np.append(arr, eos).astype(arr.dtype)[: need - got]
-                docs_taken.append(i), pieces.append(arr)
-                got += len(arr)
-                if got >= need:
-                    break
-        if got < need:
-            raise RecipeError(f"recipe {recipe.name!r}: {key_name} {k!r} has {got} tokens after curation "
-                              f"but its share {w:.3f} of the {budget}-token budget needs {need}; lower "
-                              f"the budget (train.proxy_tokens / reference_tokens), its weight, or "
-                              f"loosen the curation (a bigger crawl.pages)")
+    cand = _Candidates(texts, docs.column("id").to_pylist(), alive, chars, key_name, key)
+    available = cand.available()
+    weights = _target_weights(recipe, available)
+    docs_taken, pieces = _fill(recipe, tok, cand, weights, budget, seed)
     order = np.random.default_rng(seed).permutation(len(pieces))
     stream = np.concatenate([pieces[j] for j in order])[:budget] if pieces else np.zeros(0, dtype_for(1))
     if len(stream) < budget:
         raise RecipeError(f"recipe {recipe.name!r}: {len(stream)} tokens, fewer than the budget {budget}")
     taken = np.array(docs_taken)
     lengths = np.array([len(x) for x in pieces])
-    shares = {str(k): round(float(lengths[key[taken] == k].sum() / lengths.sum()), 4) for k in weights}
     manifest = {
         "recipe": recipe.name, "group": recipe.group, "source": recipe.source,
         "tokens": int(len(stream)), "docs": int(len(taken)),
         "filters": list(recipe.filters), "dedup": recipe.dedup,
         "target_shares": {k: round(w, 4) for k, w in weights.items()},
-        "shares": shares,
+        "shares": {str(k): round(float(lengths[key[taken] == k].sum() / lengths.sum()), 4) for k in weights},
         "domain_shares": {str(d): round(float(lengths[domain[taken] == d].sum() / lengths.sum()), 4)
                           for d in np.unique(domain[taken])},
         "available_chars": available, "removed": removed, "duplicate_rate": dup_rate,

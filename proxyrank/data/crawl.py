@@ -28,11 +28,13 @@ damage shares apply to the synthetic crawl only.
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+
+from proxyrank.errors import DataError
+from proxyrank.text import stable_hash32
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ def is_reference(ids: list[str], share: float) -> np.ndarray:
     """Pool documents reserved as quality-reference text (CCNet LM, DCLM positives), by a hash of the
     id: the quality models never score a page made from their own training text."""
     cut = int(share * 2**32)
-    return np.fromiter((zlib.crc32(i.encode()) < cut for i in ids), dtype=bool, count=len(ids))
+    return np.fromiter((stable_hash32(i) < cut for i in ids), dtype=bool, count=len(ids))
 
 
 def _pages(text: str, rng: np.random.Generator, p: CrawlParams) -> list[str]:
@@ -165,21 +167,24 @@ def empty() -> pa.Table:
     return pa.schema(COLUMNS).empty_table()
 
 
-def build(pool: pa.Table, p: CrawlParams, seed: int) -> tuple[pa.Table, dict]:
-    """The crawl table (id, domain, text, kind, boilerplate, truncated, shuffled, copy, copy_of)
-    and its manifest of counts per kind."""
-    if not p.synthetic:
-        return _as_is(pool, p, seed)
-    ids = pool.column("id").to_pylist()
-    domain = np.array(pool.column("domain").to_pylist(), dtype=object)
-    texts = pool.column("text").to_pylist()
-    base = ~is_reference(ids, p.reference_share)
-    spam = np.fromiter((bool(SPAM_ID.search(i)) for i in ids), dtype=bool, count=len(ids))
-    rng = np.random.default_rng(seed)
+def _vocabulary(texts: list[str]) -> np.ndarray:
+    """Sorted lowercase words (4-10 letters) of about 2000 pool documents: what templated pages,
+    site names and near-copy edits are made of."""
     words = np.array(sorted({w for t in texts[:: max(1, len(texts) // 2000)]
                              for w in re.findall(r"[a-z]{4,10}", t)}))
     if not len(words):
-        raise ValueError("crawl: the pool has no words to build pages from")
+        raise DataError("crawl: the pool has no words to build pages from")
+    return words
+
+
+def _draw_pages(pool: pa.Table, texts: list[str], p: CrawlParams, rng: np.random.Generator,
+                words: np.ndarray) -> list[dict]:
+    """Steps 1-3: pages cut from the non-reference pool documents of `p.domains`, spam mails and
+    templated pages, in the numbers `p` asks for (drawn without replacement, in pool order)."""
+    ids = pool.column("id").to_pylist()
+    domain = np.array(pool.column("domain").to_pylist(), dtype=object)
+    base = ~is_reference(ids, p.reference_share)
+    spam = np.fromiter((bool(SPAM_ID.search(i)) for i in ids), dtype=bool, count=len(ids))
     candidates = []
     for i in np.flatnonzero(base & np.isin(domain, p.domains) & ~spam):
         candidates.extend((str(domain[i]), page, ids[i]) for page in _pages(texts[i], rng, p))
@@ -187,29 +192,39 @@ def build(pool: pa.Table, p: CrawlParams, seed: int) -> tuple[pa.Table, dict]:
     n_spam, n_tmpl = int(round(p.spam * p.pages)), int(round(p.templated * p.pages))
     n_page = p.pages - n_spam - n_tmpl
     if len(candidates) < n_page or len(spam_pages) < n_spam:
-        raise ValueError(f"crawl: asked for {n_page} pages and {n_spam} spam pages but the pool's "
-                         f"domains {p.domains} give {len(candidates)} pages and {len(spam_pages)} spam "
-                         f"mails; lower crawl.pages or crawl.spam, or add domains")
+        raise DataError(f"crawl: asked for {n_page} pages and {n_spam} spam pages but the pool's "
+                        f"domains {p.domains} give {len(candidates)} pages and {len(spam_pages)} spam "
+                        f"mails; lower crawl.pages or crawl.spam, or add domains")
     rows = [dict(domain=d, text=t, kind="page", source_id=s)
             for d, t, s in (candidates[j] for j in np.sort(rng.choice(len(candidates), n_page, replace=False)))]
     rows += [dict(domain=d, text=t, kind="spam", source_id=s)
              for d, t, s in (spam_pages[j] for j in np.sort(rng.choice(len(spam_pages), n_spam, replace=False)))]
     rows += [dict(domain="web", text=_templated(rng, words), kind="templated", source_id="") for _ in range(n_tmpl)]
-    sites = [_site(k, words) for k in range(p.sites)]
-    for row in rows:
-        row.update(boilerplate=False, truncated=False, shuffled=False, copy="", copy_of="")
-        if row["kind"] == "page":
-            if rng.random() < p.truncated:
-                row["text"] = row["text"][: max(40, int(len(row["text"]) * rng.uniform(0.05, 0.3)))]
-                row["truncated"] = True
-            elif rng.random() < p.shuffled:
-                row["text"] = _shuffle_words(row["text"], rng)
-                row["shuffled"] = True
-        if row["kind"] != "spam" and rng.random() < p.boilerplate:
-            row["site"] = int(rng.integers(p.sites))
-            head, foot = sites[row["site"]]
-            row["text"] = "\n".join(head + [row["text"]] + foot)
-            row["boilerplate"] = True
+    return rows
+
+
+def _damage(row: dict, rng: np.random.Generator, p: CrawlParams, sites: list) -> None:
+    """Steps 4-5 on one row, in place: a page is truncated or else shuffled; a non-spam page may
+    get a site's boilerplate."""
+    row.update(boilerplate=False, truncated=False, shuffled=False, copy="", copy_of="")
+    if row["kind"] == "page":
+        if rng.random() < p.truncated:
+            row["text"] = row["text"][: max(40, int(len(row["text"]) * rng.uniform(0.05, 0.3)))]
+            row["truncated"] = True
+        elif rng.random() < p.shuffled:
+            row["text"] = _shuffle_words(row["text"], rng)
+            row["shuffled"] = True
+    if row["kind"] != "spam" and rng.random() < p.boilerplate:
+        row["site"] = int(rng.integers(p.sites))
+        head, foot = sites[row["site"]]
+        row["text"] = "\n".join(head + [row["text"]] + foot)
+        row["boilerplate"] = True
+
+
+def _copies(rows: list[dict], rng: np.random.Generator, p: CrawlParams, words: np.ndarray,
+            sites: list) -> list[dict]:
+    """Step 6: ids for the rows (crawl:0, ...) and a Zipf number of exact or near copies of some,
+    with ids after them."""
     copies = []
     for k, row in enumerate(rows):
         row["id"] = f"crawl:{k}"
@@ -227,10 +242,12 @@ def build(pool: pa.Table, p: CrawlParams, seed: int) -> tuple[pa.Table, dict]:
                                    boilerplate=row["boilerplate"] or text != row["text"]))
     for k, row in enumerate(copies):
         row["id"] = f"crawl:{len(rows) + k}"
-    rows += copies
-    order = rng.permutation(len(rows))
-    table = pa.table({c: pa.array([rows[i][c] for i in order], type=t) for c, t in COLUMNS.items()})
-    manifest = {
+    return copies
+
+
+def _manifest(rows: list[dict], copies: list[dict]) -> dict:
+    """Counts per kind of page and damage, as reports/crawl.json records them."""
+    return {
         "pages": len(rows), "chars": int(sum(len(r["text"]) for r in rows)),
         "kinds": {k: sum(r["kind"] == k for r in rows) for k in KINDS},
         "boilerplate": sum(r["boilerplate"] for r in rows),
@@ -241,7 +258,26 @@ def build(pool: pa.Table, p: CrawlParams, seed: int) -> tuple[pa.Table, dict]:
         "max_copies_of_one_page": int(max([0, *np.unique([r["copy_of"] for r in copies], return_counts=True)[1]])),
         "domains": {str(d): sum(r["domain"] == d for r in rows) for d in sorted({r["domain"] for r in rows})},
     }
-    return table, manifest
+
+
+def build(pool: pa.Table, p: CrawlParams, seed: int) -> tuple[pa.Table, dict]:
+    """The crawl table (id, domain, text, kind, boilerplate, truncated, shuffled, copy, copy_of)
+    and its manifest of counts per kind: the steps of the module docstring, all drawn from one
+    seeded generator in this order."""
+    if not p.synthetic:
+        return _as_is(pool, p, seed)
+    texts = pool.column("text").to_pylist()
+    rng = np.random.default_rng(seed)
+    words = _vocabulary(texts)
+    rows = _draw_pages(pool, texts, p, rng, words)
+    sites = [_site(k, words) for k in range(p.sites)]
+    for row in rows:
+        _damage(row, rng, p, sites)
+    copies = _copies(rows, rng, p, words, sites)
+    rows += copies
+    order = rng.permutation(len(rows))
+    table = pa.table({c: pa.array([rows[i][c] for i in order], type=t) for c, t in COLUMNS.items()})
+    return table, _manifest(rows, copies)
 
 
 def _as_is(pool: pa.Table, p: CrawlParams, seed: int) -> tuple[pa.Table, dict]:
@@ -255,8 +291,8 @@ def _as_is(pool: pa.Table, p: CrawlParams, seed: int) -> tuple[pa.Table, dict]:
     found = set(pool.column("domain").filter(pa.array(keep)).unique().to_pylist())
     missing = [d for d in p.domains if d not in found]
     if missing:
-        raise ValueError(f"crawl: synthetic is false but the pool has no documents of crawl.domains "
-                         f"{', '.join(missing)}; pool domains: {', '.join(sorted(set(pool.column('domain').to_pylist())))}")
+        raise DataError(f"crawl: synthetic is false but the pool has no documents of crawl.domains "
+                        f"{', '.join(missing)}; pool domains: {', '.join(sorted(set(pool.column('domain').to_pylist())))}")
     picked = np.flatnonzero(keep)
     picked = picked[np.random.default_rng(seed).permutation(len(picked))]
     n = len(picked)

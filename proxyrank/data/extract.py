@@ -26,6 +26,8 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 
 import yaml
 
+from proxyrank.errors import DataError
+
 log = logging.getLogger(__name__)
 
 MIN_CHARS = 20
@@ -48,8 +50,9 @@ class Doc:
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def _fail(archive: Path, what: str) -> ValueError:
-    return ValueError(f"{archive.name}: {what}")
+def _fail(archive: Path, what: str) -> DataError:
+    """A bad archive: the error to raise, naming the file and what is wrong with it."""
+    return DataError(f"{archive.name}: {what}")
 
 
 def _decode(data: bytes) -> str:

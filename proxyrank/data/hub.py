@@ -60,15 +60,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from proxyrank.errors import DataError
-from proxyrank.data.corpus import DOC_COLUMNS, OPTIONAL_COLUMNS, Source
-from proxyrank.errors import FetchError
+from proxyrank.data.extract import make_doc
+from proxyrank.data.sources import BUCKETS, DOC_COLUMNS, HUB_FIELDS, OPTIONAL_COLUMNS, Source
+from proxyrank.errors import DataError, FetchError
 from proxyrank.files import atomic_path, sha256, write_json
 
 PER_DOC = "*"  # parsers value: take each document's domain from the data
 EXTRA_COLUMNS = dict(zip(OPTIONAL_COLUMNS, (pa.string(), pa.float64())))  # bucket, quality_score
-HUB_FIELDS = ("dataset", "config", "split", "schema", "max_docs", "max_chars", "seed", "shuffle_buffer",
-              "revision")
 BATCH_ROWS = 1000
 DEFAULT_BUFFER = 10_000
 
@@ -80,7 +78,6 @@ PILE_SETS = ("Pile-CC", "PubMed Central", "Books3", "OpenWebText2", "ArXiv", "Gi
              "YoutubeSubtitles", "PhilPapers", "NIH ExPorter", "Enron Emails")
 _PILE_CANON = {s.lower(): s for s in PILE_SETS}
 DCLM_SCORE = "fasttext_openhermes_reddit_eli5_vs_rw_v2_bigram_200k_train_prob"
-CCNET_BUCKETS = ("head", "middle", "tail")  # RPv2 stores ccnet_bucket as 0.0 / 1.0 / 2.0
 
 
 class HubSchemaError(DataError):
@@ -122,9 +119,10 @@ def _signal(signals: dict, name: str):
 
 
 def _bucket(value) -> str | None:
+    """An RPv2 bucket (0.0 / 1.0 / 2.0, or its name) as its name in BUCKETS; None if neither."""
     if isinstance(value, (int, float)) and value in (0, 1, 2):
-        return CCNET_BUCKETS[int(value)]
-    return value if value in CCNET_BUCKETS else None
+        return BUCKETS[int(value)]
+    return value if value in BUCKETS else None
 
 
 def _json(row: dict, field: str) -> dict:
@@ -176,8 +174,8 @@ SCHEMAS = {
 
 def check_source(src: Source, where: str) -> Source:
     """Validate a hub source's manifest fields; returns it with defaults filled in."""
-    def bad(msg: str) -> ValueError:
-        return ValueError(f"{where}: source {src.name!r}: {msg}")
+    def bad(msg: str) -> DataError:
+        return DataError(f"{where}: source {src.name!r}: {msg}")
 
     if src.schema not in SCHEMAS:
         raise bad(f"unknown schema {src.schema!r}; allowed: {', '.join(SCHEMAS)}")
@@ -321,8 +319,6 @@ def _stream(src: Source, ds) -> Iterator[dict]:
 
 def _rows(src: Source, ds, schema: Schema) -> Iterator[dict]:
     """Normalised rows of the sample, in order, until the document or character budget is spent."""
-    from proxyrank.data.extract import make_doc
-
     max_docs, max_chars = int(src.max_docs or 0), int(src.max_chars or 0)
     fixed = None if src.parsers["hub"] == PER_DOC else src.parsers["hub"]
     n_docs = n_chars = 0
@@ -417,8 +413,8 @@ def extract_hub(src: Source, raw_dir: Path, out_dir: Path) -> tuple[str, int, in
     f = pq.ParquetFile(archive)
     expected = _arrow_schema(SCHEMAS[src.schema])
     if not f.schema_arrow.equals(expected):
-        raise ValueError(f"{archive.name}: not a {src.schema!r} hub table: columns "
-                         f"{f.schema_arrow.names}, expected {expected.names}")
+        raise DataError(f"{archive.name}: not a {src.schema!r} hub table: columns "
+                        f"{f.schema_arrow.names}, expected {expected.names}")
     n_chars = sum(pc.sum(pc.utf8_length(b.column(0))).as_py() or 0 for b in f.iter_batches(columns=["text"]))
     with atomic_path(Path(out_dir) / f"{src.name}.parquet") as tmp:
         shutil.copyfile(archive, tmp)

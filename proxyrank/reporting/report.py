@@ -1,5 +1,5 @@
-"""The runs table and the report (figures.py draws the figures). Every number shown comes from the runs,
-metrics or validity files, and names its key."""
+"""The report, reports/report.md (analysis/collect.py makes the runs table, figures.py draws the figures).
+Every number shown comes from the runs, metrics or validity files, and names its key."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from proxyrank.analysis.metrics import same_lr
 from proxyrank.config import Params
-from proxyrank.reporting.figures import load, table_rows, tagged_lrs
-from proxyrank.files import atomic_path, write_text
+from proxyrank.files import write_text
+from proxyrank.reporting.figures import family_at_lr, load, table_rows, tagged_lrs
 
 PAPER = {  # the paper's headline numbers (arXiv 2512.24503), shown beside ours
     "spearman_standard": "< 0.75",
@@ -18,43 +19,6 @@ PAPER = {  # the paper's headline numbers (arXiv 2512.24503), shown beside ours
     "regret1_standard": "> 0.25 nats (top-k)",
     "regret1_tiny": "about 0",
 }
-
-
-def collect(p: Params, runs_dir: Path, runs_csv: Path, curves_csv: Path) -> pd.DataFrame:
-    """One row per run (runs.csv) and one row per validation point (curves.csv).
-
-    Only what the runs' inputs determine: no wall time, which differs between machines and would
-    make these outputs (and dvc.lock) differ with it (timings.py keeps it apart)."""
-    rows, curves = [], []
-    # only the declared recipes: a removed recipe's outputs stay in the workspace (DVC keeps them)
-    paths = sorted(path for role in ("proxies", "references") for name in p.recipes
-                   for path in (runs_dir / role / name).glob("*.json"))
-    for path in paths:
-        r = json.loads(path.read_text())
-        for point in r.pop("curve"):
-            curves.append({"role": r["role"], "recipe": r["recipe"], "run_id": r["run_id"],
-                           "family": r["family"], "lr": r["lr"], "seed": r["seed"], **point})
-        r["group"] = p.recipe(r["recipe"]).group
-        r["model"] = r.pop("preset")
-        rows.append(r)
-    if not rows:
-        raise ValueError(f"collect: no run results under {runs_dir}")
-    first = ["recipe", "group", "role", "family", "model", "n_params", "lr", "seed", "tokens",
-             "steps", "diverged", "loss_mean"]
-    df = pd.DataFrame(rows)
-    df = df[first + sorted(c for c in df.columns if c.startswith("loss_") and c != "loss_mean")]
-    df = df.sort_values(["role", "family", "recipe", "lr", "seed"]).reset_index(drop=True)
-    for frame, path in ((df, runs_csv), (pd.DataFrame(curves), curves_csv)):
-        with atomic_path(path) as tmp:
-            frame.to_csv(tmp, index=False)  # full precision: at a tiny LR recipes differ in the 4th digit
-    print(f"collect: {len(df)} runs ({(df.role == 'proxy').sum()} proxy, "
-          f"{(df.role == 'reference').sum()} reference), {df.tokens.sum():,} training tokens")
-    return df
-
-
-def _at(cross: pd.DataFrame, family: str, lr: float) -> pd.DataFrame:
-    """The seed-mean rows of one family at one LR."""
-    return cross[(cross.family == family) & np.isclose(cross.lr, lr, rtol=1e-9, atol=0)]
 
 
 def _fmt(x, digits=3) -> str:
@@ -66,6 +30,7 @@ def _ci(row) -> str:
 
 
 def write_report(p: Params, reports: Path) -> None:
+    """reports/report.md: the validity verdict first, then setup, headline, conclusion and the details."""
     metrics, detail, runs = load(reports)
     checks = json.loads((reports / "validity.json").read_text())
     cross = table_rows(detail, "cross_scale", seed="mean", domain="mean")
@@ -85,7 +50,21 @@ def write_report(p: Params, reports: Path) -> None:
     L += _reference_section(detail, checks)
     L += _recipe_section(p, reports, manifests)
     L += _curation_precision(reports / "curate.json")
-    L += ["", "## More figures", ""]
+    L += _more_figures(reports)
+    L += _within_section(detail)
+    L += _seed_section(detail)
+    L += _frontier_section(p, detail, metrics)
+    L += _alignment_section(p, detail)
+    L += _theory_section(p, reports)
+    L += _ladder_section(p, reports)
+    L += _flips_section(detail)
+    L += _limits_section(p, runs)
+    write_text(reports / "report.md", "\n".join(L))
+
+
+def _more_figures(reports: Path) -> list[str]:
+    """The figures the sections do not show inline, each where figures.py drew it."""
+    L = ["", "## More figures", ""]
     for name, caption in (("loss_scatter", "Proxy loss vs tuned reference loss"),
                           ("topk_regret", "Top-k decision regret"),
                           ("per_domain_spearman", "Per-domain Spearman"),
@@ -93,43 +72,53 @@ def write_report(p: Params, reports: Path) -> None:
                           ("training_curves", "Training curves")):
         if (reports / "figures" / f"{name}.png").exists():
             L += [f"**{caption}**", "", f"![{caption}](figures/{name}.png)", ""]
+    return L
+
+
+def _within_section(detail: dict) -> list[str]:
+    """Each fixed proxy LR against the family's own tuned ranking (seed means)."""
     within = table_rows(detail, "within_scale", seed="mean", domain="mean")
-    if len(within):
-        L += ["## Within scale: fixed LR vs the proxy family's own tuned ranking", "",
-              "| family | " + " | ".join(f"{lr:g}" for lr in sorted(within.lr.unique())) + " |",
-              "|---|" + "---|" * within.lr.nunique()]
-        for fam, df in within.groupby("family"):
-            by_lr = dict(zip(df.lr, df.spearman))
-            L.append(f"| {fam} | " + " | ".join(_fmt(by_lr.get(lr)) for lr in sorted(within.lr.unique())) + " |")
-        L.append("")
-    L += _seed_section(detail)
-    L += _frontier_section(p, detail, metrics)
-    L += _alignment_section(p, detail)
-    L += _theory_section(p, reports)
-    L += _ladder_section(p, reports)
+    if not len(within):
+        return []
+    lrs = sorted(within.lr.unique())
+    L = ["## Within scale: fixed LR vs the proxy family's own tuned ranking", "",
+         "| family | " + " | ".join(f"{lr:g}" for lr in lrs) + " |",
+         "|---|" + "---|" * within.lr.nunique()]
+    for fam, df in within.groupby("family"):
+        by_lr = dict(zip(df.lr, df.spearman))
+        L.append(f"| {fam} | " + " | ".join(_fmt(by_lr.get(lr)) for lr in lrs) + " |")
+    return L + [""]
+
+
+def _flips_section(detail: dict) -> list[str]:
+    """Per pair of adjacent proxy LRs: how many recipe pairs change winner, and where most do."""
     flips = detail["flips"]
-    if flips:
-        L += ["## Ranking flips between adjacent proxy LRs", "",
-              "| family | LRs | pairs flipped | most flips (group pair) | largest flip |", "|---|---|---|---|---|"]
-        for f in flips:
-            pair, n = max(f["group_flips"].items(), key=lambda kv: kv[1], default=("-", 0))
-            most = f"{pair.replace('|', ' x ')} ({n})" if n else "-"
-            largest = " vs ".join(f["largest_flip"]["recipes"]) if f["largest_flip"] else "-"
-            L.append(f"| {f['family']} | {f['lr_from']:g} -> {f['lr_to']:g} | {f['n_flips']} / {f['n_pairs']} | "
-                     f"{most} | {largest} |")
-        L.append("")
+    if not flips:
+        return []
+    L = ["## Ranking flips between adjacent proxy LRs", "",
+         "| family | LRs | pairs flipped | most flips (group pair) | largest flip |", "|---|---|---|---|---|"]
+    for f in flips:
+        pair, n = max(f["group_flips"].items(), key=lambda kv: kv[1], default=("-", 0))
+        most = f"{pair.replace('|', ' x ')} ({n})" if n else "-"
+        largest = " vs ".join(f["largest_flip"]["recipes"]) if f["largest_flip"] else "-"
+        L.append(f"| {f['family']} | {f['lr_from']:g} -> {f['lr_to']:g} | {f['n_flips']} / {f['n_pairs']} | "
+                 f"{most} | {largest} |")
+    return L + [""]
+
+
+def _limits_section(p: Params, runs: pd.DataFrame) -> list[str]:
+    """What this run cannot say: its scale against the paper's, and the claims it leaves alone."""
     n_params = runs.groupby("role").n_params.agg(["min", "max"])
-    L += ["## Limits", "",
-          f"- CPU scale: proxies of {n_params.loc['proxy', 'min']:,}-{n_params.loc['proxy', 'max']:,} and a "
-          f"reference of {n_params.loc['reference', 'max']:,} parameters on {p.train.proxy_tokens:,} and "
-          f"{p.train.reference_tokens:,} tokens per run, far below the paper's 70M-1B models on billions of "
-          "tokens; the paper's claim is about the latter. Tiny LRs move a small model little in few "
-          "steps (\"tiny\" is LR x steps relative to curvature): V2 above measures how little.",
-          "- Single epoch only; the tiny LR is a stopgap, not joint data/hyperparameter optimisation.",
-          "- Recipe definitions (mixture weights, dedup) are ours: the paper does not publish its own.",
-          "- Later work found no benefit of tiny LRs for ranking fine-tuning data; we claim nothing "
-          "beyond pretraining.", ""]
-    write_text(reports / "report.md", "\n".join(L))
+    return ["## Limits", "",
+            f"- CPU scale: proxies of {n_params.loc['proxy', 'min']:,}-{n_params.loc['proxy', 'max']:,} and a "
+            f"reference of {n_params.loc['reference', 'max']:,} parameters on {p.train.proxy_tokens:,} and "
+            f"{p.train.reference_tokens:,} tokens per run, far below the paper's 70M-1B models on billions of "
+            "tokens; the paper's claim is about the latter. Tiny LRs move a small model little in few "
+            "steps (\"tiny\" is LR x steps relative to curvature): V2 above measures how little.",
+            "- Single epoch only; the tiny LR is a stopgap, not joint data/hyperparameter optimisation.",
+            "- Recipe definitions (mixture weights, dedup) are ours: the paper does not publish its own.",
+            "- Later work found no benefit of tiny LRs for ranking fine-tuning data; we claim nothing "
+            "beyond pretraining.", ""]
 
 
 def _seed_section(detail: dict) -> list[str]:
@@ -145,7 +134,7 @@ def _seed_section(detail: dict) -> list[str]:
          "| family | LR | seeds | Spearman per seed | seed mean | seed vs seed (mean / min) |",
          "|---|---|---|---|---|---|"]
     for s in detail["seed_spread"]:
-        rows = cross[(cross.family == s["family"]) & (cross.lr == s["lr"])]
+        rows = family_at_lr(cross, s["family"], s["lr"])
         per = rows[rows.seed != "mean"].sort_values("seed", key=lambda c: c.astype(int))
         mean = rows[rows.seed == "mean"].iloc[0]
         L.append(f"| {s['family']} | {s['lr']:g} | {s['n_seeds']} | "
@@ -175,7 +164,7 @@ def _frontier_section(p: Params, detail: dict, metrics: dict) -> list[str]:
         if tok is None:
             found.append(f"{fam}: no logged budget up to {max(tokens):,} tokens reaches {target:g} at any LR")
         else:
-            row = front[(front.family == fam) & (front.tokens == tok) & (front.lr == lr)].iloc[0]
+            row = front[(front.family == fam) & (front.tokens == tok) & same_lr(front.lr, lr)].iloc[0]
             found.append(f"{fam}: {tok:,} tokens ({int(row.step)} steps) at LR {lr:g}, Spearman {_ci(row)}")
     L += ["", f"**Cheapest proxy budget reaching Spearman {target:g}** (point estimate; its 95% CI in brackets): "
           + "; ".join(found) + ". The paper reports the signal within a few hundred iterations at its scale; "
@@ -207,7 +196,7 @@ def _alignment_section(p: Params, detail: dict) -> list[str]:
          "tiny-LR proxy vs reference |", "|---|---|---|---|---|---|---|"]
     tiny_lr = {fam: next(lr for t, lr in tags.items() if t.startswith("tiny")) for fam, tags in tagged_lrs(detail).items()}
     for _, r in aligned.iterrows():
-        tiny = _at(cross, r.family, tiny_lr.get(r.family, -1.0))
+        tiny = family_at_lr(cross, r.family, tiny_lr.get(r.family, -1.0))
         L.append(f"| {r.family} | {r.state} | {r.score} | {_ci(r)} | {_fmt(r.spearman_vs_tiny, 2)} | "
                  f"{_fmt(r.cost_vs_proxy_run, 3)} | {_ci(tiny.iloc[0]) if len(tiny) else 'n/a'} |")
     named = aligned[aligned.score == "alignment"]
@@ -496,7 +485,7 @@ def _headline_section(p: Params, metrics: dict, detail: dict, cross: pd.DataFram
     for fam, tags in tagged_lrs(detail).items():
         h = metrics[fam]
         for tag, lr in tags.items():
-            row = _at(cross, fam, lr).iloc[0]
+            row = family_at_lr(cross, fam, lr).iloc[0]
             s = sep.get((fam, tag), {})
             L.append(f"| {fam} | {tag} | {_lr(lr)} | {_ci(row)} | {_fmt(h[f'pairwise_{tag}'], 2)} / "
                      f"{_fmt(s.get('pairwise_acc_separated'), 2)} | {_fmt(h[f'regret1_{tag}'])} | "
@@ -555,7 +544,7 @@ def _conclusion(p: Params, metrics: dict, detail: dict, checks: dict, curves: pd
     moved = []
     for fam, tags in tagged_lrs(detail).items():
         first = next(t for t in tags if t.startswith("tiny"))
-        df = proxies[(proxies.family == fam) & np.isclose(proxies.lr, tags[first], rtol=1e-9, atol=0)]
+        df = family_at_lr(proxies, fam, tags[first])
         if len(df) and (df.step == 0).any():
             drop = df[df.step == 0].loss_mean.mean() - df[df.step == df.step.max()].loss_mean.mean()
             moved.append(f"{fam} {drop:.3f} nats at {_lr(tags[first])}")

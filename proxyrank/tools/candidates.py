@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from proxyrank.config import Params, build
-from proxyrank.errors import ParamsError
 from proxyrank.data.corpus import Source
-from proxyrank.files import atomic_dir, atomic_path, load_yaml, sha256, write_json, write_text
+from proxyrank.errors import DataError, ParamsError
+from proxyrank.files import atomic_dir, atomic_path, read_yaml_mapping, sha256, write_json, write_text
 
 CHARS_PER_TOKEN = 6  # first sample budget; about 2x what byte-level BPE needs on English, grown if short
 LEVEL = 0.95  # every interval
@@ -123,14 +122,7 @@ def _names(names, key: str, reserved: tuple[str, ...] = ()) -> None:
 def load_candidates(path: Path, p: Params) -> Job:
     """Read and check the whole candidates file before any work, every error naming its key."""
     path = Path(path)
-    try:
-        data = load_yaml(path)
-    except OSError as e:
-        raise ParamsError(f"{path}: cannot read the candidates file ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise ParamsError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ParamsError(f"{path}: expected a mapping with at least `datasets:`")
+    data = read_yaml_mapping(path, "the candidates file", ParamsError, expected="a mapping with at least `datasets:`")
     try:
         return _job(path, build(Candidates, data, ""), p)
     except ParamsError as e:
@@ -237,7 +229,7 @@ def sample_tokens(src: Source, n: int, tok, tokenizer_sha: str, raw_dir: Path, t
             break
         except _Short as e:
             if sample["chars"] < budget:  # the whole dataset was read
-                raise ValueError(f"{key}: {src.dataset or src.path} holds {e.got:,} tokens in {sample['docs']:,} "
+                raise DataError(f"{key}: {src.dataset or src.path} holds {e.got:,} tokens in {sample['docs']:,} "
                                  f"documents, fewer than the {n:,} needed (one epoch, nothing is repeated); "
                                  f"add data or lower the token budget") from None
             budget = math.ceil(budget * max(1.25, 1.1 * n / max(e.got, 1)))
@@ -251,7 +243,7 @@ def study_validation(p: Params, folder: Path) -> dict[str, Path]:
     paths = {d: Path(folder) / f"{d}.npy" for d in p.split.valid_domains}
     missing = [str(x) for x in paths.values() if not x.exists()]
     if missing:
-        raise FileNotFoundError(f"validation: study: the study's validation tokens are missing "
+        raise DataError(f"validation: study: the study's validation tokens are missing "
                                 f"({', '.join(missing)}); run `dvc pull` or `dvc repro tokens`, or give "
                                 f"`validation:` sources of your own")
     return paths
@@ -347,7 +339,9 @@ def _nats(x) -> str:
 def _losses(results: list[dict], names: list[str], family: str, lr: float, seeds: list[int],
             domains: list[str]) -> np.ndarray:
     """losses[dataset, seed, domain] of one family at one LR from the run records."""
-    at = {(r["recipe"], r["seed"]): r for r in results if r["family"] == family and math.isclose(r["lr"], lr)}
+    from proxyrank.analysis.metrics import same_lr
+
+    at = {(r["recipe"], r["seed"]): r for r in results if r["family"] == family and same_lr(r["lr"], lr)}
     return np.array([[[at[(n, s)][f"loss_{d}"] for d in domains] for s in seeds] for n in names], dtype=float)
 
 
@@ -388,13 +382,9 @@ def _family_section(fam: dict) -> str:
 
 def _figure(families: list[dict], path: Path) -> None:
     """Per family, each dataset's tiny-LR rank against its standard-LR rank with their intervals."""
-    import matplotlib
+    from proxyrank.reporting.figures import FAMILY_COLOURS, pyplot, write_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from proxyrank.reporting.figures import FAMILY_COLOURS, save_png
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(families), figsize=(3.8 * len(families), 3.8), squeeze=False)
     for ax, fam in zip(axes[0], families):
         rows, n = fam["rows"], len(fam["rows"])
@@ -410,8 +400,7 @@ def _figure(families: list[dict], path: Path) -> None:
                xlabel=f"rank at standard LR {fam['standard_lr']:g}", ylabel=f"rank at tiny LR {fam['tiny_lr']:g}",
                title=f"{fam['family']}: Spearman {fam['assessment']['spearman']:.2f}")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        save_png(fig, tmp)
+    write_png(fig, path)
 
 
 def _markdown(summary: dict) -> str:
@@ -457,7 +446,7 @@ def _prepare(job: Job, p: Params, tokenizer_dir: Path, study_valid: Path, work: 
     from proxyrank.data import tokens
 
     if not (Path(tokenizer_dir) / "tokenizer.json").exists():
-        raise FileNotFoundError(f"{tokenizer_dir}/tokenizer.json: the study's tokenizer is missing; run "
+        raise DataError(f"{tokenizer_dir}/tokenizer.json: the study's tokenizer is missing; run "
                                 f"`dvc pull` or `dvc repro tokenizer`")
     valid = study_validation(p, study_valid) if job.validation is None else {}
     tok = tokens.load(tokenizer_dir)
@@ -524,6 +513,8 @@ def _family(f: str, preset: str, lrs: dict[str, float], job: Job, results: list[
 def rank(candidates: Path, p: Params, params_path: str, tokenizer_dir: Path, study_valid: Path, out: Path,
          work: Path, study_metrics: Path = Path("reports/metrics.json")) -> dict:
     """Sample, tokenize, train and rank every candidate; returns the summary written to ranking.json."""
+    from proxyrank.training.params import steps_from_tokens
+
     job = load_candidates(candidates, p)
     lrs = family_lrs(p, job.families, study_metrics)  # before any sampling: a missing study fails at once
     tok, valid, samples = _prepare(job, p, tokenizer_dir, study_valid, work)
@@ -542,7 +533,7 @@ def rank(candidates: Path, p: Params, params_path: str, tokenizer_dir: Path, stu
     summary = {
         "candidates": str(candidates), "params": params_path, "rules": list(RULES), "warnings": warnings,
         "families": families,
-        "run": {"tokens": job.tokens, "steps": job.tokens // t.seq_len // t.batch_size, "batch_size": t.batch_size,
+        "run": {"tokens": job.tokens, "steps": steps_from_tokens(job.tokens, t), "batch_size": t.batch_size,
                 "seq_len": t.seq_len, "seeds": job.seeds, "runs": len(results), "presets": presets,
                 "tiny_lr": {f: lrs[f]["tiny"] for f in job.families},
                 "standard_lr": {f: lrs[f]["standard"] for f in job.families},

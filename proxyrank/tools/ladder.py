@@ -24,8 +24,8 @@ import yaml
 
 from proxyrank import timings
 from proxyrank.config import LadderParams, Params, Rung, missing_stage_params, parse_params
-from proxyrank.errors import ParamsError
-from proxyrank.files import load_yaml
+from proxyrank.errors import CommandError, ParamsError
+from proxyrank.files import read_yaml_mapping
 from proxyrank.tools.scale import child_env, git
 
 LADDER_CSV = Path("reports") / "ladder.csv"
@@ -52,9 +52,9 @@ def rung_params(name: str, rung: Rung, base: Path) -> dict:
     where = f"ladder.rungs.{name}"
     source = Path(rung.profile) if rung.profile else base
     try:
-        data = load_yaml(source)
-    except (OSError, yaml.YAMLError) as e:
-        raise ParamsError(f"{where}.profile: cannot read {source} ({e})") from None
+        data = read_yaml_mapping(source, "the rung's params", ParamsError)
+    except ParamsError as e:
+        raise ParamsError(f"{where}.profile: {e}") from None
     data["ladder"] = {"rungs": {}}  # a rung has no ladder of its own
     for key, value in rung.set.items():
         _override(data, key, value, where)
@@ -125,6 +125,7 @@ def rows(name: str, data: dict, reports: Path, commit: str, dirty: bool, device:
     """One ladder row per proxy family from a finished rung's reports; `hours` is its train_hours."""
     import pandas as pd
 
+    from proxyrank.analysis.metrics import same_lr
     from proxyrank.tools import plan
     from proxyrank.training.models import param_count, train_flops
 
@@ -156,7 +157,7 @@ def rows(name: str, data: dict, reports: Path, commit: str, dirty: bool, device:
                "commit": commit[:12] + ("+dirty" if dirty else ""), "params_sha": digest}
         fam = cross[cross.family == spec.family]
         for tag, lr in (("standard", row["standard_lr"]), ("tiny", row["tiny_lr"])):
-            r = fam[(fam.lr - lr).abs() <= 1e-12 * lr].iloc[0]
+            r = fam[same_lr(fam.lr, lr)].iloc[0]
             row |= {f"spearman_{tag}": r.spearman, f"spearman_{tag}_lo": r.spearman_lo,
                     f"spearman_{tag}_hi": r.spearman_hi}
         best = fam.loc[fam.spearman.astype(float).idxmax()] if fam.spearman.notna().any() else None
@@ -213,7 +214,7 @@ def run_ladder(ladder: LadderParams, names: list[str] | None, base: Path, root: 
         with open(log, "a") as f:
             proc = subprocess.run(["dvc", "repro", "metrics"], cwd=ws, env=child_env(), stdout=f, stderr=subprocess.STDOUT)
         if proc.returncode != 0:
-            raise RuntimeError(f"ladder {name}: `dvc repro metrics` failed (exit {proc.returncode}); see {log}; "
+            raise CommandError(f"ladder {name}: `dvc repro metrics` failed (exit {proc.returncode}); see {log}; "
                                f"rerun to continue from the finished stages")
         hours = train_hours(parse_params(data[name]), ws, [ws / timings.TIMINGS, root / timings.TIMINGS])
         merge(root / LADDER_CSV, rows(name, data[name], ws / "reports", commit, dirty,

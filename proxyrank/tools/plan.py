@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from proxyrank.config import Params
 from proxyrank.errors import ParamsError
+from proxyrank.training.params import tokens_trained
 from proxyrank.training.train import PEAK_BF16_FLOPS, RunSpec, run_specs
 
 GPT2_VOCAB = 50257  # GPT-2's vocab.json: 50,000 merges + 256 bytes + <|endoftext|>
@@ -38,7 +39,7 @@ def token_bytes(p: Params) -> int:
 class RunCost:
     spec: RunSpec
     n_params: int
-    tokens: int  # trained: whole global batches of spec.tokens, as train_run trains them
+    tokens: int  # trained: whole global batches of spec.tokens (training.params.tokens_trained)
     train_flops: int
     eval_flops: int  # forward passes over every validation window at every eval point
 
@@ -58,7 +59,7 @@ def run_costs(p: Params, recipes: list[str] | None = None) -> list[RunCost]:
         for role in ROLES:
             for spec in run_specs(p, recipe, role):
                 n = param_count(spec.preset, vocab, t.seq_len)
-                tokens = spec.tokens // t.seq_len // t.batch_size * t.batch_size * t.seq_len
+                tokens = tokens_trained(spec.tokens, t)
                 out.append(RunCost(spec, n, tokens, train_flops(n, spec.preset, t.seq_len, tokens),
                                    train_flops(n, spec.preset, t.seq_len, eval_tokens) // 3))
     return out
@@ -141,6 +142,25 @@ def render(p: Params, costs: list[RunCost], mfu: float, gpu: str, source: str, e
     if not 0 < mfu <= 1:
         raise ParamsError(f"--mfu: a fraction in (0, 1], got {mfu}")
     name, peak = peak_flops(gpu)
+    L = _setup_lines(p, costs, source)
+    L += _run_lines(costs, mfu, peak)
+    total_h = gpu_hours(sum(c.flops for c in costs), mfu, peak)
+    L += [""] + textwrap.wrap(
+        f"Assumed: MFU {mfu:.0%} of one {name}'s dense bf16 peak ({peak / 1e12:g} TFLOP/s), i.e. "
+        f"{mfu * peak / 1e12:.0f} TFLOP/s sustained per GPU; FLOPs per token 6N + 12·L·d·T (N parameters "
+        f"with embeddings, L layers, d width, T seq_len; train.py logs each run's MFU the same way); "
+        f"evaluation: forward passes, one third of that per token. Spread over G GPUs: about "
+        f"{_hours(total_h)} / G hours of wall time.", 100) + [""]
+    L += _disk_lines(p, costs)
+    if every_run:
+        L += ["", "recipe\trole\tfamily\tpreset\tlr\tseed\ttokens\tparams\tflops\tgpu_hours"]
+        L += [f"{c.spec.recipe}\t{c.spec.role}\t{c.spec.family}\t{c.spec.preset}\t{c.spec.lr:g}\t{c.spec.seed}\t"
+              f"{c.tokens}\t{c.n_params}\t{c.flops}\t{gpu_hours(c.flops, mfu, peak):.4g}" for c in costs]
+    return "\n".join(L)
+
+
+def _setup_lines(p: Params, costs: list[RunCost], source: str) -> list[str]:
+    """What is planned: the recipes by group, the runs, and the training settings they share."""
     t, n_rec = p.train, len(p.recipes)
     groups = defaultdict(list)
     for r in p.recipes.values():
@@ -155,10 +175,14 @@ def render(p: Params, costs: list[RunCost], mfu: float, gpu: str, source: str, e
          f"precision {t.precision}{extras}", ""]
     for g, names in groups.items():
         L.append(f"  {g}: {', '.join(names)}")
-    L += ["", f"runs (every line: the same runs for each of the {n_rec} recipes)", ""]
+    return L + ["", f"runs (every line: the same runs for each of the {n_rec} recipes)", ""]
+
+
+def _run_lines(costs: list[RunCost], mfu: float, peak: float) -> list[str]:
+    """One line per role, family, preset and LR (its seeds together), then the totals per role."""
     head = f"{'role':<10} {'family':<7} {'preset':<12} {'params':>7} {'tokens':>7} {'lr':>8} {'seeds':<8} " \
            f"{'runs':>5} {'FLOPs':>8} {'GPU-h':>8}"
-    L += [head, "-" * len(head)]
+    L = [head, "-" * len(head)]
     lines: dict[tuple, list[RunCost]] = defaultdict(list)
     for c in costs:
         s = c.spec
@@ -175,40 +199,35 @@ def render(p: Params, costs: list[RunCost], mfu: float, gpu: str, source: str, e
         L.append(f"{role:<10} {len(cs):>6,} {_n(max(c.n_params for c in cs)):>8} {_n(sum(c.tokens for c in cs)):>8} "
                  f"{_flops(sum(c.train_flops for c in cs)):>12} {_flops(sum(c.eval_flops for c in cs)):>11} "
                  f"{_hours(gpu_hours(sum(c.flops for c in cs), mfu, peak)):>10}")
-    total_h = gpu_hours(sum(c.flops for c in costs), mfu, peak)
-    L += [""] + textwrap.wrap(
-        f"Assumed: MFU {mfu:.0%} of one {name}'s dense bf16 peak ({peak / 1e12:g} TFLOP/s), i.e. "
-        f"{mfu * peak / 1e12:.0f} TFLOP/s sustained per GPU; FLOPs per token 6N + 12·L·d·T (N parameters "
-        f"with embeddings, L layers, d width, T seq_len; train.py logs each run's MFU the same way); "
-        f"evaluation: forward passes, one third of that per token. Spread over G GPUs: about "
-        f"{_hours(total_h)} / G hours of wall time.", 100) + [""]
+    return L
+
+
+def _disk_lines(p: Params, costs: list[RunCost]) -> list[str]:
+    """The disk each kind of output needs, and what it is."""
+    t, n_rec = p.train, len(p.recipes)
     d = disk(p, costs)
     largest = max(costs, key=lambda c: c.n_params)
     work = d["recipe_tokens"] + d["valid_tokens"] + d["run_records"]
-    L += ["disk",
-          f"  recipe token files   {_bytes(d['recipe_tokens']):>9}  {n_rec} x {_n(p.budget_tokens)} tokens x "
-          f"{token_bytes(p)} B (data/recipes/*/train.npy: each recipe holds the longest run's tokens)",
-          f"  validation tokens    {_bytes(d['valid_tokens']):>9}  {len(p.split.valid_domains)} domains x "
-          f"{t.valid_tokens:,} tokens x {token_bytes(p)} B (data/tokens)",
-          f"  run records          {_bytes(d['run_records']):>9}  {len(costs):,} runs x ~{_bytes(record_bytes(p))} "
-          f"JSON, twice (data/runs, data/.resume)",
-          f"  checkpoints          {_bytes(d['checkpoint']):>9}  transient, per training process: "
-          f"{CHECKPOINT_BYTES_PER_PARAM} B/param (fp32 weights + AdamW moments) of the largest run "
-          f"({largest.spec.preset}, {_n(largest.n_params)}), two while the next one is written; "
-          f"deleted when the run ends; {_bytes(d['checkpoint_writes'])} written in all (at each eval point "
-          f"but the last)",
-          f"  outputs in all       {_bytes(work):>9}  plus as much again in .dvc/cache unless cache.type is "
-          f"reflink, hardlink or symlink; a DVC remote holds one copy"]
+    L = ["disk",
+         f"  recipe token files   {_bytes(d['recipe_tokens']):>9}  {n_rec} x {_n(p.budget_tokens)} tokens x "
+         f"{token_bytes(p)} B (data/recipes/*/train.npy: each recipe holds the longest run's tokens)",
+         f"  validation tokens    {_bytes(d['valid_tokens']):>9}  {len(p.split.valid_domains)} domains x "
+         f"{t.valid_tokens:,} tokens x {token_bytes(p)} B (data/tokens)",
+         f"  run records          {_bytes(d['run_records']):>9}  {len(costs):,} runs x ~{_bytes(record_bytes(p))} "
+         f"JSON, twice (data/runs, data/.resume)",
+         f"  checkpoints          {_bytes(d['checkpoint']):>9}  transient, per training process: "
+         f"{CHECKPOINT_BYTES_PER_PARAM} B/param (fp32 weights + AdamW moments) of the largest run "
+         f"({largest.spec.preset}, {_n(largest.n_params)}), two while the next one is written; "
+         f"deleted when the run ends; {_bytes(d['checkpoint_writes'])} written in all (at each eval point "
+         f"but the last)",
+         f"  outputs in all       {_bytes(work):>9}  plus as much again in .dvc/cache unless cache.type is "
+         f"reflink, hardlink or symlink; a DVC remote holds one copy"]
     chars, unbounded = corpus_chars(p)
     if chars or unbounded:
         L.append(f"  corpus text          {_n(chars):>9}  characters at most from the hub samples (their "
                  f"max_chars), kept zstd-compressed in data/raw, data/docs, data/pool and the crawl"
                  + (f"; {', '.join(unbounded)} bounded by max_docs only" if unbounded else ""))
-    if every_run:
-        L += ["", "recipe\trole\tfamily\tpreset\tlr\tseed\ttokens\tparams\tflops\tgpu_hours"]
-        L += [f"{c.spec.recipe}\t{c.spec.role}\t{c.spec.family}\t{c.spec.preset}\t{c.spec.lr:g}\t{c.spec.seed}\t"
-              f"{c.tokens}\t{c.n_params}\t{c.flops}\t{gpu_hours(c.flops, mfu, peak):.4g}" for c in costs]
-    return "\n".join(L)
+    return L
 
 
 def summary(p: Params, costs: list[RunCost], mfu: float, gpu: str) -> dict:

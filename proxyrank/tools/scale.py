@@ -36,8 +36,8 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from proxyrank.config import Params, stage_bodies
-from proxyrank.errors import ParamsError
-from proxyrank.files import load_yaml
+from proxyrank.errors import CommandError, ParamsError
+from proxyrank.files import read_yaml_mapping
 
 TRAINING = ("proxies", "references")
 
@@ -134,7 +134,7 @@ def _run(cmd: str | list[str], log=None, env: dict | None = None) -> None:
     proc = subprocess.run(args, env=env or child_env(),
                           stdout=log, stderr=subprocess.STDOUT if log is not None else None)
     if proc.returncode != 0:
-        raise RuntimeError(f"`{shown}` failed (exit {proc.returncode})"
+        raise CommandError(f"`{shown}` failed (exit {proc.returncode})"
                            + (f"; its output is in {log.name}" if log is not None else ""))
 
 
@@ -144,11 +144,8 @@ LOCK = "dvc.lock"
 
 
 def _read_lock(path: Path) -> dict:
-    try:
-        data = load_yaml(path) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ParamsError(f"{path}: cannot read it as a dvc.lock ({e})") from None
-    return data
+    """A dvc.lock's mapping ({} while empty); an unreadable one is a ParamsError naming it."""
+    return read_yaml_mapping(path, "it as a dvc.lock", ParamsError, empty_ok=True)
 
 
 def _files_under(root: Path, rel: str) -> list[str]:
@@ -281,7 +278,7 @@ def _changed(targets: list[str]) -> set[str]:
     """The targets `dvc status` finds out of date (each stage alone, not its upstream)."""
     proc = subprocess.run(["dvc", "status", "--json", *targets], capture_output=True, text=True, env=child_env())
     if proc.returncode != 0:
-        raise RuntimeError(f"`dvc status` failed: {proc.stderr.strip()[-500:]}")
+        raise CommandError(f"`dvc status` failed: {proc.stderr.strip()[-500:]}")
     return set(json.loads(proc.stdout or "{}"))
 
 
@@ -322,19 +319,32 @@ def run_gpus(p: Params, gpus: list[str], recipes: list[str] | None = None, *, us
     print(f"gpus: {len(recipes)} recipes on {len(gpus)} GPU(s) {','.join(gpus)}"
           f"{', references across all of them (DDP)' if ddp_references else ''}; logs in {log_dir}/", flush=True)
     start = time.perf_counter()
+    _build_recipes(pipe, recipes, use_dvc, single_item)
+    todo = _changed(pipe.targets(recipes, TRAINING)) if use_dvc else set(pipe.targets(recipes, TRAINING))
+    print(f"gpus: {len(todo)} of {2 * len(recipes)} training stages to run", flush=True)
+    _train_on_gpus(pipe, gpus, recipes, todo, ("proxies",) if ddp_references else TRAINING, log_dir)
+    if ddp_references:
+        _ddp_references(gpus, [r for r in recipes if f"references@{r}" in todo], log_dir)
+    _record(pipe, todo, use_dvc, everything)
+    print(f"gpus: {len(recipes)} recipes trained in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def _build_recipes(pipe: Pipeline, recipes: list[str], use_dvc: bool, single_item: bool) -> None:
+    """Step 1: the recipes' data stages (and, unless single_item, the upstream stages they read)."""
     recipe_stages = [s for s in pipe.per_recipe if s not in TRAINING]
     if use_dvc:
         _run(["dvc", "repro", *(["-s"] if single_item else []), *pipe.targets(recipes, recipe_stages)])
-    else:
-        for stage in [] if single_item else pipe.upstream:
-            _run(pipe.command(stage))
-        for target in pipe.targets(recipes, recipe_stages):
-            stage, recipe = target.split("@", 1)
-            _run(pipe.command(stage, recipe))
-    todo = _changed(pipe.targets(recipes, TRAINING)) if use_dvc else set(pipe.targets(recipes, TRAINING))
-    print(f"gpus: {len(todo)} of {2 * len(recipes)} training stages to run", flush=True)
-    roles = ("proxies",) if ddp_references else TRAINING
+        return
+    for stage in [] if single_item else pipe.upstream:
+        _run(pipe.command(stage))
+    for target in pipe.targets(recipes, recipe_stages):
+        stage, recipe = target.split("@", 1)
+        _run(pipe.command(stage, recipe))
 
+
+def _train_on_gpus(pipe: Pipeline, gpus: list[str], recipes: list[str], todo: set[str], roles: tuple[str, ...],
+                   log_dir: Path) -> None:
+    """Step 2: one worker thread per GPU runs the `roles` stages in `todo` of its round-robin share."""
     work = list(zip(gpus, shares(recipes, min(len(gpus), len(recipes)))))
     # workers side by side share the CPU: torch's default of one thread per core in each of them
     # oversubscribes it (on 2 cores a nano model's step was 30x slower); an explicit setting wins
@@ -351,13 +361,20 @@ def run_gpus(p: Params, gpus: list[str], recipes: list[str] | None = None, *, us
         futures = {g: pool.submit(worker, g, s) for g, s in work}
     failed = [f"GPU {g}: {f.exception()}" for g, f in futures.items() if f.exception()]
     if failed:
-        raise RuntimeError("training failed; " + "; ".join(failed))
-    if ddp_references:
-        with open(log_dir / "ddp.log", "a") as log:
-            for r in (r for r in recipes if f"references@{r}" in todo):
-                _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                      str(len(gpus)), "-m", "proxyrank", "references", r], log,
-                     child_env(CUDA_VISIBLE_DEVICES=",".join(gpus)))
+        raise CommandError("training failed; " + "; ".join(failed))
+
+
+def _ddp_references(gpus: list[str], recipes: list[str], log_dir: Path) -> None:
+    """Step 2 with ddp_references: each recipe's references on all the GPUs at once (torchrun)."""
+    with open(log_dir / "ddp.log", "a") as log:
+        for r in recipes:
+            _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                  str(len(gpus)), "-m", "stages.references", r], log,
+                 child_env(CUDA_VISIBLE_DEVICES=",".join(gpus)))
+
+
+def _record(pipe: Pipeline, todo: set[str], use_dvc: bool, everything: bool) -> None:
+    """Steps 3 and 4: record the trained stages with DVC and, with every recipe, finish the study."""
     if use_dvc:
         if todo:
             _run(["dvc", "commit", "-f", *sorted(todo)])
@@ -366,7 +383,6 @@ def run_gpus(p: Params, gpus: list[str], recipes: list[str] | None = None, *, us
     elif everything:
         for stage in pipe.downstream:
             _run(pipe.command(stage))
-    print(f"gpus: {len(recipes)} recipes trained in {time.perf_counter() - start:.0f} s", flush=True)
 
 
 # --------------------------------------------------------------------------- Slurm
@@ -410,23 +426,124 @@ def _walltime(hours: float) -> str:
     return f"{minutes // 1440}-{minutes % 1440 // 60:02d}:{minutes % 60:02d}:00"
 
 
-def _header(name: str, logs: Path, time_limit: str, cpus: int, gpus: int, partition: str | None,
-            account: str | None, array: str | None = None) -> list[str]:
-    lines = ["#!/bin/bash", f"#SBATCH --job-name={name}",
-             f"#SBATCH --output={logs}/{'%x-%A_%a' if array else '%x-%j'}.out",
-             f"#SBATCH --time={time_limit}", "#SBATCH --nodes=1", "#SBATCH --ntasks=1",
-             f"#SBATCH --cpus-per-task={cpus}"]
-    lines += [f"#SBATCH --gres=gpu:{gpus}"] * (gpus > 0)
-    lines += [f"#SBATCH --array={array}"] * bool(array)
-    lines += [f"#SBATCH --partition={partition}"] * bool(partition)
-    lines += [f"#SBATCH --account={account}"] * bool(account)
-    return lines
+@dataclass(frozen=True)
+class SlurmJob:
+    """How the Slurm jobs run: the `proxyrank slurm` options, with its defaults."""
+    gpus_per_task: int = 1
+    ddp_references: bool = False  # references on all of a task's GPUs (DDP)
+    remote: str | None = None  # the DVC remote to share; None: the default remote
+    partition: str | None = None
+    account: str | None = None
+    cpus: int = 8  # per task
+    time_limit: str | None = None  # array task limit, D-HH:MM:SS; None: the plan's estimate x 1.5
+    workdir: str = "${TMPDIR:-/tmp}"  # where each job clones the repository
+    setup: str = ""  # shell line(s) each job runs first; "": put this Python's bin on PATH
+    mfu: float = 0.4  # for the time estimate
+    gpu: str = "H100"  # for the time estimate
 
 
-def write_slurm(p: Params, out: Path, tasks: int, *, gpus_per_task: int = 1, ddp_references: bool = False,
-                remote: str | None = None, partition: str | None = None, account: str | None = None,
-                cpus: int = 8, time_limit: str | None = None, workdir: str = "${TMPDIR:-/tmp}",
-                setup: str = "", mfu: float = 0.4, gpu: str = "H100", root: Path = Path(".")) -> dict:
+@dataclass(frozen=True)
+class _Scripts:
+    """What the scripts of one write_slurm call share."""
+    job: SlurmJob
+    pipe: Pipeline
+    repo: Path
+    commit: str
+    logs: Path
+    state: Path
+
+    @property
+    def remote(self) -> str:
+        """` -r NAME` for dvc push and pull when a remote was named (else DVC's default remote)."""
+        return f" -r {shlex.quote(self.job.remote)}" if self.job.remote else ""
+
+    def header(self, name: str, time_limit: str, gpus: int, array: str | None = None) -> list[str]:
+        j = self.job
+        lines = ["#!/bin/bash", f"#SBATCH --job-name={name}",
+                 f"#SBATCH --output={self.logs}/{'%x-%A_%a' if array else '%x-%j'}.out",
+                 f"#SBATCH --time={time_limit}", "#SBATCH --nodes=1", "#SBATCH --ntasks=1",
+                 f"#SBATCH --cpus-per-task={j.cpus}"]
+        lines += [f"#SBATCH --gres=gpu:{gpus}"] * (gpus > 0)
+        lines += [f"#SBATCH --array={array}"] * bool(array)
+        lines += [f"#SBATCH --partition={j.partition}"] * bool(j.partition)
+        lines += [f"#SBATCH --account={j.account}"] * bool(j.account)
+        return lines
+
+    def common(self) -> list[str]:
+        """The lines every job starts with: strict bash, the environment, the state folder."""
+        env = self.job.setup or f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"'
+        return ["set -euo pipefail", env, "export DVC_NO_ANALYTICS=1", f"STATE={shlex.quote(str(self.state))}"]
+
+    def clone(self) -> list[str]:
+        """common, then into the job's clone at the commit. One workspace per commit and task, kept
+        when a job fails: resubmitted (`sbatch --array=N`), the task resumes its finished and
+        checkpointed runs from data/.resume/ (on a shared --workdir)."""
+        return [*self.common(), f'WORK="{self.job.workdir}/proxyrank-{self.commit[:12]}-${{SLURM_ARRAY_TASK_ID:-prep}}"',
+                f'[ -d "$WORK/.git" ] || git clone -q {shlex.quote(str(self.repo))} "$WORK"', 'cd "$WORK"',
+                f"git checkout -q {self.commit}"]
+
+
+def _share_targets(stages) -> str:
+    """Shell text that expands to `stage@R` for each of `stages` and each recipe R of $SHARE."""
+    return "$(for r in $SHARE; do printf '{} ' {}; done)".format(*_printf(stages))
+
+
+def _prep_script(s: _Scripts) -> list[str]:
+    upstream = " ".join(s.pipe.upstream)
+    return s.header("proxyrank-prep", "0-12:00:00", 0) + [
+        "# the stages every recipe needs (corpus, split, crawl, curation, tokenizer, validation tokens),",
+        "# built once: outputs and run-cache to the remote, dvc.lock and uncached outputs to $STATE/prep",
+        *s.clone(), 'rm -rf "$STATE" && mkdir -p "$STATE"', f"dvc repro {upstream}",
+        f"dvc push --run-cache{s.remote} {upstream}", 'python -m proxyrank lock export "$STATE/prep"',
+        'cd / && rm -rf "$WORK"']
+
+
+def _train_script(s: _Scripts, parts: list[list[str]], hours: list[float]) -> list[str]:
+    j = s.job
+    recipe_targets, training = _share_targets(["recipe"]), _share_targets(TRAINING)
+    ddp = " --ddp-references" if j.ddp_references else ""
+    train = f"dvc repro -s {training}" if j.gpus_per_task <= 1 else \
+        f'python -m proxyrank gpus --single-item --recipes "$SHARE"{ddp}'
+    table = [f'  "{" ".join(share)}"  # task {i}: {len(share)} recipe(s), ~{h:.3g} h at MFU {j.mfu:g} on {j.gpu}'
+             for i, (share, h) in enumerate(zip(parts, hours))]
+    return s.header("proxyrank-train", j.time_limit or _walltime(1.5 * max(hours) + 0.25), j.gpus_per_task,
+                    f"0-{len(parts) - 1}") + [
+        "# one share of the recipes per array task: the upstream outputs its stages read are pulled,",
+        "# its recipe, proxies and references stages reproduced alone (dvc repro -s), their outputs and",
+        "# run-cache pushed, and its dvc.lock and uncached outputs exported to $STATE/task-N",
+        "SHARES=(", *table, ")", 'SHARE="${SHARES[$SLURM_ARRAY_TASK_ID]}"', *s.clone(),
+        'python -m proxyrank lock merge "$STATE/prep"', f"dvc pull{s.remote} {' '.join(s.pipe.feeds)}",
+        f"dvc repro -s {recipe_targets}", train,
+        f"dvc push --run-cache{s.remote} {recipe_targets} {training}",
+        'python -m proxyrank lock export "$STATE/task-$SLURM_ARRAY_TASK_ID"', 'cd / && rm -rf "$WORK"']
+
+
+def _finish_script(s: _Scripts, recipes: list[str], n_tasks: int) -> list[str]:
+    # one GPU: the alignment stage runs the proxies' forward and backward passes over every recipe
+    return s.header("proxyrank-finish", "0-04:00:00", 1) + [
+        "# in the repository itself: join every job's dvc.lock entries and uncached outputs, pull what the",
+        "# remaining stages read (recipes, validation tokens, training outputs), run them (alignment, theory,",
+        "# collect, metrics, figures, report); then commit dvc.lock and reports/",
+        *s.common(), f"cd {shlex.quote(str(s.repo))}",
+        f'git diff --quiet {s.commit} -- params.yaml dvc.yaml proxyrank stages || '
+        f'{{ echo "params or code changed since the jobs were written ({s.commit[:12]})" >&2; exit 1; }}',
+        f'[ "$(ls -d "$STATE"/task-* | wc -l)" = {n_tasks} ] || '
+        f'{{ echo "expected {n_tasks} finished tasks in $STATE" >&2; exit 1; }}',
+        'python -m proxyrank lock merge "$STATE/prep" "$STATE"/task-*',
+        f"dvc pull{s.remote} {' '.join(s.pipe.downstream_inputs(recipes))}",
+        f"dvc repro -s {' '.join(s.pipe.downstream)}",
+        "echo 'done: commit dvc.lock and reports/; `dvc pull` brings any other output here'"]
+
+
+SUBMIT = ["#!/bin/bash", "# submit the three jobs; each waits for the one before it to succeed",
+          "set -euo pipefail", 'cd "$(dirname "$0")"',
+          "prep=$(sbatch --parsable prep.sbatch)",
+          'train=$(sbatch --parsable --dependency=afterok:"$prep" train.sbatch)',
+          'finish=$(sbatch --parsable --dependency=afterok:"$train" finish.sbatch)',
+          'echo "submitted: prep $prep, train $train (array), finish $finish"']
+
+
+def write_slurm(p: Params, out: Path, tasks: int, job: SlurmJob = SlurmJob(), root: Path = Path(".")) -> dict:
     """Write prep.sbatch, train.sbatch (a job array of `tasks`), finish.sbatch and submit.sh into
     `out`; returns each task's recipes and estimated hours."""
     from proxyrank.tools.plan import gpu_hours, peak_flops, run_costs
@@ -434,75 +551,23 @@ def write_slurm(p: Params, out: Path, tasks: int, *, gpus_per_task: int = 1, ddp
     root = root.resolve()
     repo = Path(git("rev-parse", "--show-toplevel", cwd=root))
     commit = git("rev-parse", "HEAD", cwd=root)
-    dirty = git("status", "--porcelain", "--", "params.yaml", "dvc.yaml", "proxyrank", ".dvc/config", cwd=root)
+    dirty = git("status", "--porcelain", "--", "params.yaml", "dvc.yaml", "proxyrank", "stages", ".dvc/config", cwd=root)
     if dirty:
         raise ParamsError(f"commit these first, the jobs clone the repository at a commit:\n{dirty}")
-    name = shared_remote(root, remote)
+    name = shared_remote(root, job.remote)
     pipe = pipeline(root / "dvc.yaml")
     parts = shares(list(p.recipes), tasks)
-    _, peak = peak_flops(gpu)
+    _, peak = peak_flops(job.gpu)
     per_recipe = sum(c.flops for c in run_costs(p, [next(iter(p.recipes))]))
-    hours = [gpu_hours(per_recipe * len(s), mfu, peak) / max(1, gpus_per_task) for s in parts]
+    hours = [gpu_hours(per_recipe * len(share), job.mfu, peak) / max(1, job.gpus_per_task) for share in parts]
     out = out.resolve()
-    logs, state = out / "logs", out / "state"
-    logs.mkdir(parents=True, exist_ok=True)
-    r = f" -r {shlex.quote(name)}" if remote else ""
-    env = setup or f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"'
-    common = ["set -euo pipefail", env, "export DVC_NO_ANALYTICS=1", f"STATE={shlex.quote(str(state))}"]
-    # one workspace per commit and task, kept when a job fails: resubmitted (`sbatch --array=N`), the
-    # task resumes its finished and checkpointed runs from data/.resume/ (on a shared --workdir)
-    clone = [*common, f'WORK="{workdir}/proxyrank-{commit[:12]}-${{SLURM_ARRAY_TASK_ID:-prep}}"',
-             f'[ -d "$WORK/.git" ] || git clone -q {shlex.quote(str(repo))} "$WORK"', 'cd "$WORK"',
-             f"git checkout -q {commit}"]
-    upstream, feeds = " ".join(pipe.upstream), " ".join(pipe.feeds)
-    each = "$(for r in $SHARE; do printf '{} ' {}; done)"
-    recipe_targets = each.format(*_printf(["recipe"]))
-    training = each.format(*_printf(TRAINING))
-    ddp = " --ddp-references" if ddp_references else ""
-    train = f"dvc repro -s {training}" if gpus_per_task <= 1 else \
-        f'python -m proxyrank gpus --single-item --recipes "$SHARE"{ddp}'
-    table = [f'  "{" ".join(s)}"  # task {i}: {len(s)} recipe(s), ~{h:.3g} h at MFU {mfu:g} on {gpu}'
-             for i, (s, h) in enumerate(zip(parts, hours))]
-    files = {}
-    files["prep.sbatch"] = _header("proxyrank-prep", logs, "0-12:00:00", cpus, 0, partition, account) + [
-        "# the stages every recipe needs (corpus, split, crawl, curation, tokenizer, validation tokens),",
-        "# built once: outputs and run-cache to the remote, dvc.lock and uncached outputs to $STATE/prep",
-        *clone, 'rm -rf "$STATE" && mkdir -p "$STATE"', f"dvc repro {upstream}",
-        f"dvc push --run-cache{r} {upstream}", 'python -m proxyrank lock export "$STATE/prep"',
-        'cd / && rm -rf "$WORK"']
-    files["train.sbatch"] = _header("proxyrank-train", logs, time_limit or _walltime(1.5 * max(hours) + 0.25),
-                                    cpus, gpus_per_task, partition, account, f"0-{len(parts) - 1}") + [
-        "# one share of the recipes per array task: the upstream outputs its stages read are pulled,",
-        "# its recipe, proxies and references stages reproduced alone (dvc repro -s), their outputs and",
-        "# run-cache pushed, and its dvc.lock and uncached outputs exported to $STATE/task-N",
-        "SHARES=(", *table, ")", 'SHARE="${SHARES[$SLURM_ARRAY_TASK_ID]}"', *clone,
-        'python -m proxyrank lock merge "$STATE/prep"', f"dvc pull{r} {feeds}",
-        f"dvc repro -s {recipe_targets}", train,
-        f"dvc push --run-cache{r} {recipe_targets} {training}",
-        'python -m proxyrank lock export "$STATE/task-$SLURM_ARRAY_TASK_ID"', 'cd / && rm -rf "$WORK"']
-    # one GPU: the alignment stage runs the proxies' forward and backward passes over every recipe
-    files["finish.sbatch"] = _header("proxyrank-finish", logs, "0-04:00:00", cpus, 1, partition, account) + [
-        "# in the repository itself: join every job's dvc.lock entries and uncached outputs, pull what the",
-        "# remaining stages read (recipes, validation tokens, training outputs), run them (alignment, theory,",
-        "# collect, metrics, figures, report); then commit dvc.lock and reports/",
-        *common, f"cd {shlex.quote(str(repo))}",
-        f'git diff --quiet {commit} -- params.yaml dvc.yaml proxyrank || '
-        f'{{ echo "params or code changed since the jobs were written ({commit[:12]})" >&2; exit 1; }}',
-        f'[ "$(ls -d "$STATE"/task-* | wc -l)" = {len(parts)} ] || '
-        f'{{ echo "expected {len(parts)} finished tasks in $STATE" >&2; exit 1; }}',
-        'python -m proxyrank lock merge "$STATE/prep" "$STATE"/task-*',
-        f"dvc pull{r} {' '.join(pipe.downstream_inputs(list(p.recipes)))}",
-        f"dvc repro -s {' '.join(pipe.downstream)}",
-        "echo 'done: commit dvc.lock and reports/; `dvc pull` brings any other output here'"]
-    files["submit.sh"] = ["#!/bin/bash", "# submit the three jobs; each waits for the one before it to succeed",
-                          "set -euo pipefail", 'cd "$(dirname "$0")"',
-                          "prep=$(sbatch --parsable prep.sbatch)",
-                          'train=$(sbatch --parsable --dependency=afterok:"$prep" train.sbatch)',
-                          'finish=$(sbatch --parsable --dependency=afterok:"$train" finish.sbatch)',
-                          'echo "submitted: prep $prep, train $train (array), finish $finish"']
+    scripts = _Scripts(job, pipe, repo, commit, out / "logs", out / "state")
+    scripts.logs.mkdir(parents=True, exist_ok=True)
+    files = {"prep.sbatch": _prep_script(scripts), "train.sbatch": _train_script(scripts, parts, hours),
+             "finish.sbatch": _finish_script(scripts, list(p.recipes), len(parts)), "submit.sh": SUBMIT}
     for fname, lines in files.items():
         path = out / fname
         path.write_text("\n".join(lines) + "\n")
         path.chmod(0o755)
-    return {"tasks": [{"recipes": s, "hours": h} for s, h in zip(parts, hours)], "remote": name,
+    return {"tasks": [{"recipes": share, "hours": h} for share, h in zip(parts, hours)], "remote": name,
             "commit": commit, "files": sorted(files)}

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from proxyrank.errors import ParamsError
-from proxyrank.files import atomic_path, write_json, write_text
 from proxyrank.analysis.metrics import (bootstrap_ci, kendall, pairwise_accuracy, percentile_interval, random_regret,
-                               regret_curve, spearman)
+                                        regret_curve, spearman)
+from proxyrank.errors import DataError, ParamsError
+from proxyrank.files import atomic_path, json_number, write_json, write_text
 
 LEVEL = 0.95  # every interval
 MIN_RECIPES = 3
@@ -67,11 +67,11 @@ def read_table(path: Path) -> pd.DataFrame:
     if kind is None:
         raise ParamsError(f"{path}: unsupported file type {path.suffix!r}; give a .csv or .parquet table")
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise DataError(f"{path}: no such file")
     try:
         return pd.read_csv(path, dtype=str) if kind == "csv" else pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as e:
-        raise ParamsError(f"{path}: cannot read it as {kind}: {e}") from None
+        raise DataError(f"{path}: cannot read it as {kind}: {e}") from None
 
 
 def _require_columns(df: pd.DataFrame, path: Path, wanted: dict[str, str]) -> None:
@@ -91,7 +91,7 @@ def _numbers(df: pd.DataFrame, col: str, recipes: pd.Series, path: Path) -> np.n
         cell = raw.iloc[i]
         what = ("is empty (NaN)" if pd.isna(cell) or str(cell).strip().lower() in ("", "nan") else
                 f"{str(cell)!r} is not a finite number")
-        raise ParamsError(f"{path}: recipe {recipes.iloc[i]!r}, column {col!r}: {what}; fill in the "
+        raise DataError(f"{path}: recipe {recipes.iloc[i]!r}, column {col!r}: {what}; fill in the "
                           f"value or drop the row")
     return values
 
@@ -100,7 +100,7 @@ def _recipe_names(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
     names = df[col]
     empty = np.flatnonzero(names.isna().to_numpy())
     if empty.size:
-        raise ParamsError(f"{path}: data row {empty[0] + 1} has no recipe name in column {col!r}; "
+        raise DataError(f"{path}: data row {empty[0] + 1} has no recipe name in column {col!r}; "
                           f"name every recipe")
     return names.astype(str)
 
@@ -112,23 +112,23 @@ def _check_rows(keys: pd.DataFrame, seeds: str | None, path: Path) -> None:
         first = dup.iloc[0]
         if seeds is None:
             rows = int((keys["recipe"] == first["recipe"]).sum())
-            raise ParamsError(f"{path}: recipe {first['recipe']!r} has {rows} rows; give one row per recipe, "
+            raise DataError(f"{path}: recipe {first['recipe']!r} has {rows} rows; give one row per recipe, "
                               f"or name the seed column with --seeds")
-        raise ParamsError(f"{path}: recipe {first['recipe']!r} has more than one row for seed "
+        raise DataError(f"{path}: recipe {first['recipe']!r} has more than one row for seed "
                           f"{first['seed']!r} (column {seeds!r}); give one row per recipe and seed")
     n = keys["recipe"].nunique()
     if n < MIN_RECIPES:
-        raise ParamsError(f"{path}: {n} recipe(s); at least {MIN_RECIPES} are needed to compare two rankings")
+        raise DataError(f"{path}: {n} recipe(s); at least {MIN_RECIPES} are needed to compare two rankings")
     if seeds is None:
         return
     sets = keys.groupby("recipe", sort=False)["seed"].agg(lambda s: tuple(sorted(s)))
     if sets.nunique() > 1:
         a, b = sets.index[0], sets.index[(sets != sets.iloc[0]).to_numpy().argmax()]
-        raise ParamsError(f"{path}: recipe {a!r} has seeds {list(sets[a])} but recipe {b!r} has "
+        raise DataError(f"{path}: recipe {a!r} has seeds {list(sets[a])} but recipe {b!r} has "
                           f"{list(sets[b])} (column {seeds!r}); give every recipe the same seeds, since a "
                           f"pair's large-scale difference is taken seed by seed")
     if len(sets.iloc[0]) < 2:
-        raise ParamsError(f"{path}: one seed per recipe in column {seeds!r}; at least 2 are needed to "
+        raise DataError(f"{path}: one seed per recipe in column {seeds!r}; at least 2 are needed to "
                           f"measure the large scale's noise, or drop --seeds")
 
 
@@ -143,7 +143,7 @@ def load(path: Path, small: str, large: str, recipe: str = "recipe", seeds: str 
     names = _recipe_names(df, recipe, path)
     if seeds and df[seeds].isna().any():
         bad = names[df[seeds].isna().to_numpy()].iloc[0]
-        raise ParamsError(f"{path}: recipe {bad!r} has no seed in column {seeds!r}; fill it in")
+        raise DataError(f"{path}: recipe {bad!r} has no seed in column {seeds!r}; fill it in")
     keys = pd.DataFrame({"recipe": names, "seed": df[seeds].astype(str) if seeds else "0"})
     _check_rows(keys, seeds, path)
     sign = -1.0 if higher_is_better else 1.0
@@ -235,13 +235,9 @@ def pair_verdicts(t: Table, n_boot: int, seed: int) -> list[dict]:
 # --------------------------------------------------------------------------- the summary
 
 
-def _num(x) -> float | None:
-    """JSON-safe: an undefined statistic (nan) is None."""
-    return None if x is None or math.isnan(x) else float(x)
-
-
 def _stat(value: float, ci: tuple[float, float]) -> dict:
-    return {"value": _num(value), "lo": _num(ci[0]), "hi": _num(ci[1])}
+    """A statistic and its interval; an undefined one (nan) is None."""
+    return {"value": json_number(value), "lo": json_number(ci[0]), "hi": json_number(ci[1])}
 
 
 def _recipes(t: Table) -> list[dict]:
@@ -370,22 +366,11 @@ def markdown(summary: dict) -> str:
             f"- bootstrap: {run['n_boot']} resamples, seed {run['seed']}\n")
 
 
-def save_png(fig, path: Path) -> None:
-    """Write a figure as PNG atomically and free it (what report.py does for the study's figures)."""
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    plt.close(fig)
-
-
 def figure(summary: dict, path: Path) -> None:
     """Left: each recipe at the small scale against the large one; right: top-k regret against random."""
-    import matplotlib
+    from proxyrank.reporting.figures import pyplot, write_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     run, recipes = summary["run"], summary["recipes"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [1.5, 1]})
     x, y = [r["small"] for r in recipes], [r["large"] for r in recipes]
@@ -413,7 +398,7 @@ def figure(summary: dict, path: Path) -> None:
     right.legend(fontsize=8)
     fig.tight_layout()
     place_labels(fig, left, labels)
-    save_png(fig, path)
+    write_png(fig, path)
 
 
 def place_labels(fig, ax, labels) -> None:

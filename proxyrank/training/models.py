@@ -1,4 +1,4 @@
-"""Model presets by name: HF transformers config classes, random init, SDPA attention.
+"""Models from presets (training/presets.py): HF transformers config classes, random init, SDPA attention.
 
 CPU presets are the smallest models that still learn something from ~1M tokens; the paper's
 presets carry the public shapes of GPT2-125M, OPT-125M and the Pythia suite.
@@ -6,38 +6,8 @@ presets carry the public shapes of GPT2-125M, OPT-125M and the Pythia suite.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Preset:
-    family: str
-    hidden: int
-    layers: int
-    heads: int
-    ffn: int
-
-
-PRESETS = {
-    # CPU scale (embedded default and smoke profile)
-    "gpt2-nano": Preset("gpt2", 32, 1, 2, 128),
-    "gpt2-tiny": Preset("gpt2", 64, 2, 2, 256),
-    "gpt2-mini": Preset("gpt2", 128, 2, 4, 512),
-    "pythia-nano": Preset("pythia", 32, 1, 2, 128),
-    "pythia-tiny": Preset("pythia", 64, 2, 2, 256),
-    "pythia-mini": Preset("pythia", 128, 4, 4, 512),
-    "pythia-small": Preset("pythia", 256, 4, 4, 1024),
-    "opt-nano": Preset("opt", 32, 1, 2, 128),
-    "opt-tiny": Preset("opt", 64, 2, 2, 256),
-    "opt-mini": Preset("opt", 128, 2, 4, 512),
-    # the paper's models, public shapes
-    "gpt2-125m": Preset("gpt2", 768, 12, 12, 3072),
-    "opt-125m": Preset("opt", 768, 12, 12, 3072),
-    "pythia-70m": Preset("pythia", 512, 6, 8, 2048),
-    "pythia-160m": Preset("pythia", 768, 12, 12, 3072),
-    "pythia-410m": Preset("pythia", 1024, 24, 16, 4096),
-    "pythia-1b": Preset("pythia", 2048, 16, 8, 8192),
-}
+from proxyrank.training.presets import PRESETS, Preset  # noqa: F401  (re-exported)
 
 
 def build_config(preset: str, vocab_size: int, seq_len: int):

@@ -1,0 +1,39 @@
+"""Which tokens a run sees, in which order: its training batches and its validation windows.
+
+A run cuts its recipe's first `tokens` tokens into seq_len sequences, shuffles them once with its
+seed (one epoch, nothing repeated) and takes batch_size of them per step; validation cuts each
+domain into non-overlapping seq_len windows. train_run trains on exactly these, and alignment
+measures the same batches and windows (so its proxy model sees what the proxy run would).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def run_sequences(tokens: np.ndarray, run_tokens: int, seq_len: int) -> np.ndarray:
+    """The first run_tokens // seq_len sequences of `tokens`, as (n, seq_len) int64."""
+    n_seq = run_tokens // seq_len
+    return np.asarray(tokens[: n_seq * seq_len], dtype=np.int64).reshape(n_seq, seq_len)
+
+
+def run_order(n_seq: int, seed: int) -> np.ndarray:
+    """The order a run with this seed trains its sequences in."""
+    return np.random.default_rng(seed).permutation(n_seq)
+
+
+def batch_rows(data: np.ndarray, order: np.ndarray, first: int, count: int, batch_size: int) -> np.ndarray:
+    """The sequences of `count` consecutive batches from step `first`: (count * batch_size, seq_len)."""
+    return data[order[first * batch_size:(first + count) * batch_size]]
+
+
+def windows(arr: np.ndarray, seq_len: int, cap: int = 0) -> np.ndarray:
+    """A validation domain's non-overlapping seq_len windows, (n, seq_len) int64; the first `cap`
+    (0: all). The last token is only ever a label, so n = (len - 1) // seq_len."""
+    n = (len(arr) - 1) // seq_len
+    n = min(n, cap) if cap else n
+    return np.asarray(arr[: n * seq_len], dtype=np.int64).reshape(n, seq_len)
+
+
+def valid_windows(valid: dict[str, np.ndarray], seq_len: int, cap: int) -> dict[str, np.ndarray]:
+    """Each domain's windows (`windows`), as evaluate cuts them, the first `cap` (0: all)."""
+    return {d: windows(arr, seq_len, cap) for d, arr in valid.items()}
