@@ -158,3 +158,21 @@ def mix64(x: np.ndarray) -> np.ndarray:
 def stable_hash32(s: str) -> int:
     """CRC-32 of the string's UTF-8 bytes: the same in every process and run, unlike `hash()`."""
     return zlib.crc32(s.encode("utf-8"))
+
+
+def text_batches(texts, max_chars: int, max_docs: int | None = None, what: str = "texts"):
+    """`texts` in lists of at most `max_docs` texts that stop once they reach `max_chars`
+    characters: the unit of work handed to a worker (dedup, quality), bounding its memory.
+    A non-str item is a TypeError naming `what` (a caller's bug, not a user's input)."""
+    batch: list[str] = []
+    chars = 0
+    for text in texts:
+        if not isinstance(text, str):
+            raise TypeError(f"{what}: expected str, got {type(text).__name__}")
+        batch.append(text)
+        chars += len(text)
+        if chars >= max_chars or (max_docs is not None and len(batch) >= max_docs):
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch

@@ -62,7 +62,7 @@ import numpy as np
 
 from proxyrank.errors import DataError, ParamsError
 # one normalisation (text_key's) for exact and near dedup
-from proxyrank.text import ASCII_WORD_BYTES, GOLDEN64, NON_ASCII_BREAK, mix64, text_key
+from proxyrank.text import ASCII_WORD_BYTES, GOLDEN64, NON_ASCII_BREAK, mix64, text_batches, text_key
 
 CHUNK_DOCS = 2048
 CHUNK_CHARS = 1 << 19  # ~0.5 MB of text per chunk: ~45 bytes of numpy arrays per character (~22 MB)
@@ -304,18 +304,7 @@ def _chunk_signatures(texts: list[str], p: MinHashParams, seed: int) -> np.ndarr
 
 
 def _chunks(texts: Iterable[str]) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    chars = 0
-    for t in texts:
-        if not isinstance(t, str):
-            raise TypeError(f"dedup: expected texts as str, got {type(t).__name__}")
-        chunk.append(t)
-        chars += len(t)
-        if len(chunk) >= CHUNK_DOCS or chars >= CHUNK_CHARS:
-            yield chunk
-            chunk, chars = [], 0
-    if chunk:
-        yield chunk
+    return text_batches(texts, CHUNK_CHARS, CHUNK_DOCS, "dedup texts")
 
 
 def _signature_chunks(texts: Iterable[str], p: MinHashParams, seed: int,

@@ -45,7 +45,7 @@ import scipy.sparse as sp
 from proxyrank.checks import check_types, fail_field
 from proxyrank.data.sources import BUCKETS
 from proxyrank.errors import DataError
-from proxyrank.text import GOLDEN64, mix64, model_line_tokens, model_words, stable_hash32
+from proxyrank.text import GOLDEN64, mix64, model_line_tokens, model_words, stable_hash32, text_batches
 
 __all__ = [
     "ClassifierParams",
@@ -154,18 +154,7 @@ def _check_keep_frac(keep_frac: float) -> None:
 
 
 def _chunks(texts: Iterable[str], budget: int = _CHUNK_CHARS) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    size = 0
-    for text in texts:
-        if not isinstance(text, str):
-            raise TypeError(f"expected str documents, got {type(text).__name__}")
-        chunk.append(text)
-        size += len(text)
-        if size >= budget:
-            yield chunk
-            chunk, size = [], 0
-    if chunk:
-        yield chunk
+    return text_batches(texts, budget, what="quality documents")
 
 
 # --------------------------------------------------------------------------- n-gram LM
