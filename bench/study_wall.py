@@ -33,7 +33,7 @@ RUN = """
 import sys
 from pathlib import Path
 from proxyrank.data import tokens
-from proxyrank.cli import RECIPES, TOKENIZER, TOKENS
+from proxyrank.paths import RECIPES, TOKENIZER, TOKENS
 from proxyrank.config import load_params
 from proxyrank.training.train import run_all, run_specs
 recipe, index, workers, tmp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
