@@ -106,3 +106,26 @@ def test_no_function_is_longer_than_a_screen():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
             and node.end_lineno - node.lineno + 1 > MAX_LINES]
     assert long == []
+
+
+def test_every_third_party_package_the_code_imports_is_declared():
+    """A package imported directly must be a declared dependency, not one that happens to come
+    with another (pyproject.toml's [project] dependencies, pinned)."""
+    import sys
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    declared = {d.split("==")[0].split("[")[0].strip().lower().replace("_", "-")
+                for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    dists = packages_distributions()
+    imported = set()
+    for path in [*PACKAGE.rglob("*.py"), *(ROOT / "stages").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third = {m for m in imported if m not in sys.stdlib_module_names and m not in {"proxyrank", "stages"}}
+    missing = sorted(f"{m} ({', '.join(dists.get(m, ['?']))})" for m in third
+                     if not {d.lower().replace("_", "-") for d in dists.get(m, [m])} & declared)
+    assert missing == []
