@@ -229,6 +229,15 @@ def command_score(argv) -> int:
     return timed("score", score)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("proxyrank")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 COMMANDS = {"check": command_check, "plan": command_plan, "gpus": command_gpus, "slurm": command_slurm,
             "lock": command_lock, "ladder": command_ladder, "rank": command_rank, "score": command_score}
 STAGES = ("fetch", "extract", "split", "tokenizer", "crawl", "curate", "tokens", "recipe", "proxies",
@@ -239,10 +248,13 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in COMMANDS:
         return COMMANDS[argv[0]](argv[1:])
-    parser = argparse.ArgumentParser(prog="proxyrank", description=__doc__,
+    listing = "\n".join(f"  {name:<7} {' '.join(fn.__doc__.split(':', 1)[1].split()).split(' (')[0].rstrip('.')}"
+                        for name, fn in COMMANDS.items())
+    parser = argparse.ArgumentParser(prog="proxyrank", description=__doc__, epilog=f"commands:\n{listing}\n\n"
+                                     "`proxyrank COMMAND --help` for a command's options; `dvc repro` runs the stages.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=sorted(COMMANDS), help="; ".join(
-        f"{name}: {fn.__doc__.split(':', 1)[1].split('(')[0].strip().rstrip('.')}" for name, fn in COMMANDS.items()))
+    parser.add_argument("--version", action="version", version=f"proxyrank {_version()}")
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND", help="one of the commands below")
     if argv and argv[0] in STAGES:
         parser.error(f"{argv[0]!r} is a DVC stage: `dvc repro {argv[0]}` runs it (or `python -m stages.{argv[0]}`)")
     parser.parse_args(argv)

@@ -142,3 +142,19 @@ def test_bad_params_are_a_params_error_before_any_stage_body_runs(tmp_path, caps
     assert stage.run("demo", ran.append, argv=["--params", str(bad)]) == 2
     assert ran == [] and "seed" in capsys.readouterr().err
     assert issubclass(ParamsError, ValueError)  # callers that catch ValueError keep working
+
+
+def test_the_cli_lists_its_commands_knows_its_version_and_points_stages_to_dvc(capsys):
+    from proxyrank.cli import COMMANDS, main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert all(f"\n  {name} " in out for name in COMMANDS)
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("proxyrank ")
+    with pytest.raises(SystemExit) as done:
+        main(["proxies"])
+    assert done.value.code == 2 and "dvc repro proxies" in capsys.readouterr().err
