@@ -5,7 +5,7 @@
 #   bench/gpu_check.sh [OUT_DIR] [options]     results folder: OUT_DIR, else $OUT
 #     --wheels DIR      pip install these wheels first (--no-index, into a private folder): for a
 #                       machine whose Python lacks some of the project's packages (dvc, datasets, ...)
-#     --archives DIR    the corpus archives of proxyrank/sources.yaml (default: data/raw of this
+#     --archives DIR    the corpus archives of proxyrank/data/sources.yaml (default: data/raw of this
 #                       checkout); the fetch stage checks each SHA-256 and downloads nothing present
 #     --compile         also measure the proxy's throughput under torch.compile
 #     --profile FILE    another params file for the study (default profiles/gpu1.yaml)
@@ -102,7 +102,7 @@ if [ "$STUDY" = 1 ]; then
   echo "+ study copy in $S with ${PROFILE#"$REPO"/} as params.yaml, archives from $ARCHIVES"
   if [ "$DRY" = 0 ]; then
     mkdir -p "$S/.dvc" "$S/data/raw"
-    cp -r "$REPO/proxyrank" "$REPO/dvc.yaml" "$REPO/.dvcignore" "$REPO/.gitignore" "$S/"
+    cp -r "$REPO/proxyrank" "$REPO/stages" "$REPO/dvc.yaml" "$REPO/.dvcignore" "$REPO/.gitignore" "$S/"
     cp "$REPO/.dvc/config" "$S/.dvc/config"
     cp "$PROFILE" "$S/params.yaml"
     find "$ARCHIVES" -maxdepth 1 -type f -exec cp {} "$S/data/raw/" \;
@@ -115,7 +115,7 @@ if [ "$STUDY" = 1 ]; then
     command -v dvc >/dev/null || [ "$DRY" = 1 ] || die "dvc not found: give --wheels with DVC's wheels, or --no-dvc"
     # the archives are there already: fetch verifies them, `dvc commit` records the stage, so
     # `dvc repro` does not remove them to download them again
-    logged "$PY" -m proxyrank fetch
+    logged "$PY" -m stages.fetch
     logged dvc commit -f fetch
     logged dvc repro
   else

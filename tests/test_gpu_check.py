@@ -48,7 +48,7 @@ def test_dry_run_names_every_step_and_needs_no_gpu(tmp_path):
     assert any(line.endswith("--device cuda --compile") for line in lines)
     assert "profiles/gpu1.yaml as params.yaml" in proc.stdout
     steps = [line for line in lines if line.startswith("+ ") and "study.log" in line]
-    assert [s.split(" >>")[0].split()[-2:] for s in steps] == [["proxyrank", "fetch"], ["-f", "fetch"], ["dvc", "repro"]]
+    assert [s.split(" >>")[0].split()[-2:] for s in steps] == [["-m", "stages.fetch"], ["-f", "fetch"], ["dvc", "repro"]]
     assert "gpu_check.py summarize" in lines[-1]
     no_dvc = _check(str(tmp_path / "out"), "--dry-run", "--no-dvc", "--skip-throughput",
                     "--profile", str(ROOT / "profiles" / "smoke.yaml")).stdout
