@@ -61,14 +61,18 @@ def closure(root: Path, script: Path) -> set[str]:
     return seen
 
 
-def stage_scripts(root: Path) -> dict[str, str]:
-    """dvc.yaml's stage names and the script each one's cmd runs."""
+def _bodies(root: Path) -> dict[str, dict]:
+    """dvc.yaml's stages by name, a foreach stage by its `do` body."""
     import yaml
 
-    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    return {name: body.get("do") or body for name, body in yaml.safe_load((root / "dvc.yaml").read_text())["stages"].items()}
+
+
+def stage_scripts(root: Path) -> dict[str, str]:
+    """dvc.yaml's stage names and the script each one's cmd runs."""
     out = {}
-    for name, body in stages.items():
-        cmd = (body.get("do") or body)["cmd"]
+    for name, body in _bodies(root).items():
+        cmd = body["cmd"]
         match = STAGE_CMD.search(cmd)
         if match is None:
             raise ValueError(f"dvc.yaml stage {name}: cmd {cmd!r} does not run python -m stages.<name>")
@@ -78,11 +82,7 @@ def stage_scripts(root: Path) -> dict[str, str]:
 
 def code_deps(root: Path) -> dict[str, set[str]]:
     """The code files dvc.yaml lists as each stage's deps."""
-    import yaml
-
-    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    return {name: {d for d in (body.get("do") or body).get("deps", []) if CODE_DEP.match(f"- {d}")}
-            for name, body in stages.items()}
+    return {name: {d for d in body.get("deps", []) if CODE_DEP.match(f"- {d}")} for name, body in _bodies(root).items()}
 
 
 def gaps(root: Path) -> dict[str, tuple[set[str], set[str]]]:
