@@ -16,6 +16,21 @@ from proxyrank.files import sha256
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    """`make test` runs two pytest-xdist workers on two cores: each one's torch gets one thread (torch
+    reads OMP_NUM_THREADS when first imported; two 2-thread torch processes side by side thrash)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_collection_modifyitems(items):
+    """End-to-end tests first. `make test` hands out whole files (`--dist loadfile`, so a module's
+    study fixture is built once) in this order (`--no-loadscope-reorder`): tests/test_pipeline.py
+    starts at once on one worker, tests/test_scale.py's Slurm study on the other, then the rest.
+    (`--dist loadgroup` would group finer, but pytest-xdist 3.8 cannot rename pytest 9.2's node ids.)"""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 def _stdlib_files(limit: int) -> list[Path]:
     return sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:limit]
 

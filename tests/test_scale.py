@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -147,11 +148,13 @@ def test_lock_export_and_merge_join_jobs_and_refuse_disagreement(tmp_path):
 
 
 @pytest.mark.e2e
-def test_split_over_array_tasks_then_merge_retrains_nothing(tmp_path, local_corpus, monkeypatch):
+def test_split_over_array_tasks_then_merge_retrains_nothing_and_a_ladder_rung_reuses_it(
+        tmp_path, local_corpus, monkeypatch):
     """prep builds the shared stages; two array tasks, each in its own clone, train disjoint recipes
     (two pinned workers each, as on a 2-GPU node) and push; finish joins their dvc.lock entries,
     pulls and runs the summaries: nothing is trained there, and the repository ends up complete and
-    up to date against the remote."""
+    up to date against the remote. Then a ladder rung runs on that study (one built study for both
+    slow paths: `make test` stays under 10 minutes)."""
     params = _tiny(local_corpus)
     parse_params(json.loads(json.dumps(params)))  # a valid params file before any work
     study = make_study(tmp_path / "study", params)
@@ -194,6 +197,46 @@ def test_split_over_array_tasks_then_merge_retrains_nothing(tmp_path, local_corp
     assert "up to date" in _sh(["dvc", "status"], study).stdout
     assert "Running stage" not in _sh(["dvc", "repro"], study).stdout
     assert not list((tmp_path / "scratch").iterdir())  # each job removed its clone
+    _ladder_rung_on(study)
+
+
+def _ladder_rung_on(study: Path) -> None:
+    """A rung that changes only the analysis reruns only `metrics` in its own workspace (the training
+    comes from the shared cache), its headline joins reports/ladder.csv, and the report shows it;
+    a GPU rung on this CPU machine is skipped and named as not measured."""
+    params_a, ladder_a = (study / "params.yaml").read_text(), (study / "reports" / "ladder.csv").read_text()
+    try:
+        params = yaml.safe_load(params_a)
+        params["ladder"] = {"rungs": {"boot": {"set": {"analysis.n_boot": 60}}, "big": {"gpu": True}}}
+        (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        out = _sh([sys.executable, "-m", "proxyrank", "ladder"], study).stdout
+        assert "ladder big: needs a GPU" in out and "not measured here (no GPU): big" in out
+        log = (study / ".dvc" / "tmp" / "ladder" / "boot.log").read_text()
+        assert "Running stage 'metrics'" in log and "Running stage 'proxies@" not in log, log[-2000:]
+        rows = pd.read_csv(study / "reports" / "ladder.csv").query("rung == 'boot'").set_index("family")
+        metrics = json.loads((study / "reports" / "metrics.json").read_text())
+        assert sorted(rows.index) == ["gpt2"]
+        for fam in rows.index:  # the point estimates do not depend on n_boot
+            assert rows.loc[fam, "spearman_tiny"] == pytest.approx(metrics[fam]["spearman_tiny30"], abs=1e-5)
+        assert rows.loc["gpt2", "proxy_preset"] == "gpt2-nano" and rows.loc["gpt2", "runs"] == 3 * 3
+        # the wall times stayed in the array tasks' clones: unknown, not guessed (found by fingerprint
+        # in a study's own timing files: tests/test_ladder.py)
+        assert rows.train_hours.isna().all()
+        _sh(["dvc", "repro"], study)
+        report = (study / "reports" / "report.md").read_text()
+        assert "## Scale ladder" in report and "| boot | gpt2 | gpt2-nano" in report
+        assert "Declared but not measured yet: big (GPU rungs: big)." in report
+        old = {k: v for k, v in params.items() if k != "theory"}  # a profile older than dvc.yaml
+        (study / "old.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+        params["ladder"] = {"rungs": {"old": {"profile": "old.yaml"}}}
+        (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        proc = _sh([sys.executable, "-m", "proxyrank", "ladder"], study, check=False)
+        assert proc.returncode == 2 and "ladder.rungs.old: its params lack theory" in proc.stderr, proc.stderr
+    finally:
+        (study / "old.yaml").unlink(missing_ok=True)
+        (study / "params.yaml").write_text(params_a)
+        (study / "reports" / "ladder.csv").write_text(ladder_a)
+        _sh(["dvc", "repro"], study)
 
 
 def test_lock_export_and_merge_carry_an_uncached_folder_output(tmp_path):

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from proxyrank.analysis.metrics import rowwise_spearman, spearman
-from proxyrank.analysis.validity import Thresholds, validity
+from proxyrank.analysis.validity import Thresholds, headline, validity
 
 GRID = [float(1e-3 * 2.0**k) for k in range(-4, 5)]  # 6.25e-5 .. 1.6e-2, neighbours 2x apart
 CURV = 1.0  # nats per decade^2 away from a recipe's optimum
@@ -222,6 +222,9 @@ def test_v4_reversed_standard_against_faithful_tiny_gives_delta_near_two():
     assert row["lo"] > 0 and row["excludes_zero"] is True
     assert out["verdict"]["gpt2"]["can_test"] is True
     assert out["verdict"]["gpt2"]["text"].startswith("this run can test the claim for gpt2")
+    # the headline `dvc metrics show` prints: the verdict and the first tiny tag's paired contrast
+    assert headline(out) == {"gpt2": {"can_test": True, "rho_standard": row["rho_standard"], "rho_tiny": row["rho_tiny"],
+                                      "delta_rho": row["delta"], "delta_lo": row["lo"], "delta_hi": row["hi"]}}
 
 
 def test_v4_identical_proxies_give_an_interval_around_zero():

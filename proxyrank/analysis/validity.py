@@ -457,6 +457,19 @@ def _verdict(fam: str, v1: dict, v2: list[dict], tags: dict[str, float]) -> dict
                                       f"changes the reference ranking beyond seed noise) and V2 passed at {at}"}
 
 
+def headline(checks: dict) -> dict[str, dict]:
+    """What `dvc metrics show` prints, a row per family that fits a terminal: can this run test the
+    claim, and the paired contrast at the first tiny LR (V4: rho_tiny - rho_standard with its bootstrap
+    interval). Every number is also in validity.json (V4, verdict); metrics.json holds the rest."""
+    rows = {}
+    for fam, verdict in checks["verdict"].items():
+        v4 = next((r for r in checks["V4"] if r["family"] == fam), None)  # rows come in tag order
+        contrast = {} if v4 is None else {"rho_standard": v4["rho_standard"], "rho_tiny": v4["rho_tiny"],
+                                          "delta_rho": v4["delta"], "delta_lo": v4["lo"], "delta_hi": v4["hi"]}
+        rows[fam] = {"can_test": verdict["can_test"]} | contrast
+    return rows
+
+
 def validity(runs: pd.DataFrame, curves: pd.DataFrame, lrs: dict[str, dict[str, float]], *,
              thresholds: Thresholds, n_boot: int, seed: int) -> dict:
     """V1-V4 and a verdict per family of `lrs` ({family: {"standard": lr, "tiny<ratio>": lr, ...}}).
