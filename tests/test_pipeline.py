@@ -31,6 +31,11 @@ def _sh(cmd: list[str], cwd: Path, check: bool = True, home: str | None = None) 
     return proc
 
 
+def _commit(folder: Path, message: str) -> None:
+    _sh(["git", "add", "-A"], folder)
+    _sh(["git", "commit", "-qm", message], folder)
+
+
 def make_study(folder: Path, params: dict) -> Path:
     """A fresh git + DVC checkout of the project's pipeline with `params` as params.yaml."""
     folder.mkdir(parents=True)
@@ -43,8 +48,7 @@ def make_study(folder: Path, params: dict) -> Path:
             shutil.copy(src, dst)
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _sh(["git", "init", "-q"], folder)
-    _sh(["git", "add", "-A"], folder)
-    _sh(["git", "commit", "-qm", "study"], folder)
+    _commit(folder, "study")
     return folder
 
 
@@ -93,12 +97,11 @@ def test_repro_produces_reports(study):
 
 def test_a_recipe_added_in_params_builds_without_code_changes(study, tmp_path):
     """Only the new recipe's stages (and the summaries) are out of date; then it is in the results.
-    A teammate who declares the same recipe in a clone of the commit before it restores its data,
-    proxies and reference from the run-cache shared through a DVC remote, and trains nothing."""
+    A teammate who declares the same recipe in a clone of the commit before it restores its proxies
+    and reference from the run-cache shared through a DVC remote, and trains nothing."""
     params = yaml.safe_load((study / "params.yaml").read_text())
     _sh(["dvc", "remote", "add", "team", str(tmp_path / "team")], study)  # in .dvc/config: every commit has it
-    _sh(["git", "add", "-A"], study)
-    _sh(["git", "commit", "-qm", "before mine"], study)
+    _commit(study, "before mine")
     try:
         added = json.loads(json.dumps(params))
         added["recipes"]["mine"] = {"group": "quality", "source": "crawl", "dedup": "minhash",
@@ -112,8 +115,7 @@ def test_a_recipe_added_in_params_builds_without_code_changes(study, tmp_path):
         assert m["shares"] == {"middle": 0.6667, "tail": 0.3333} and m["tokens"] == 40960
         assert "mine" in set(pd.read_csv(study / "reports" / "runs.csv").recipe)
 
-        _sh(["git", "add", "-A"], study)
-        _sh(["git", "commit", "-qm", "mine"], study)
+        _commit(study, "mine")
         _sh(["dvc", "push", "-r", "team", "--run-cache"], study)  # the tree holds every output of both commits
         mate = tmp_path / "mate"
         _sh(["git", "clone", "-q", str(study), str(mate)], tmp_path)
@@ -174,8 +176,7 @@ def test_bad_params_stop_cleanly_and_lose_nothing(study):
 def test_results_travel_through_a_remote_to_a_fresh_clone(study, tmp_path):
     """Push to a local-folder remote, clone, pull: the clone is complete and reruns nothing."""
     _sh(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], study)
-    _sh(["git", "add", "-A"], study)
-    _sh(["git", "commit", "-qm", "results"], study)
+    _commit(study, "results")
     _sh(["dvc", "push", "--run-cache"], study)
     clone = tmp_path / "clone"
     _sh(["git", "clone", "-q", str(study), str(clone)], tmp_path)
@@ -275,8 +276,7 @@ def test_ssh_remote_carries_results_and_run_cache_to_a_fresh_clone(study, ssh_se
     home = ssh_server["home"]
     _sh(["dvc", "remote", "add", "sshr", f"{ssh_server['url']}{tmp_path / 'ssh-remote'}"], study)
     _sh(["dvc", "remote", "modify", "--local", "sshr", "keyfile", ssh_server["keyfile"]], study)
-    _sh(["git", "add", "-A"], study)
-    _sh(["git", "commit", "-qm", "ssh remote"], study)
+    _commit(study, "ssh remote")
     _sh(["dvc", "push", "-r", "sshr", "--run-cache"], study, home=home)
     clone = tmp_path / "clone"
     _sh(["git", "clone", "-q", str(study), str(clone)], tmp_path)
