@@ -129,3 +129,25 @@ def test_every_third_party_package_the_code_imports_is_declared():
     missing = sorted(f"{m} ({', '.join(dists.get(m, ['?']))})" for m in third
                      if not {d.lower().replace("_", "-") for d in dists.get(m, [m])} & declared)
     assert missing == []
+
+
+def test_requirements_lock_pins_every_declared_dependency_at_its_declared_version():
+    """`make` installs requirements.lock, not pyproject.toml: a dependency bumped or added in one
+    and not the other would install a version nobody declared (regenerate with `make lock`).
+    torch is the exception by design: the Makefile installs its local CPU wheel on its own."""
+    import tomllib
+
+    def norm(name):
+        return name.strip().lower().replace("_", "-").replace(".", "-")
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    declared = dict(d.split("#")[0].strip().split("==") for d in declared)
+    locked = dict(line.split("==") for line in (ROOT / "requirements.lock").read_text().splitlines()
+                  if line and not line.startswith("#"))
+    locked = {norm(k): v.strip() for k, v in locked.items()}
+    torch = declared.pop("torch")
+    assert f"TORCH := {torch}" in (ROOT / "Makefile").read_text()
+    assert "torch" not in locked and "proxyrank" not in locked
+    wrong = {k: (v, locked.get(norm(k))) for k, v in declared.items() if locked.get(norm(k)) != v}
+    assert wrong == {}
