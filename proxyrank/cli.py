@@ -2,7 +2,8 @@
 
 check validates a params file, plan prices it, gpus / slurm / lock spread the training stages over
 GPUs and clusters, ladder runs the study at several scales, rank ranks your own datasets, score
-scores any two-scale results table. A ProxyrankError is one line on stderr and exit 2 (stage.py).
+scores any two-scale results table. A ProxyrankError is one line on stderr and exit 2 for a usage
+error (params, options), 1 for a runtime one (errors.py).
 """
 from __future__ import annotations
 
@@ -241,7 +242,7 @@ def _version() -> str:
 COMMANDS = {"check": command_check, "plan": command_plan, "gpus": command_gpus, "slurm": command_slurm,
             "lock": command_lock, "ladder": command_ladder, "rank": command_rank, "score": command_score}
 STAGES = ("fetch", "extract", "split", "tokenizer", "crawl", "curate", "tokens", "recipe", "proxies",
-          "references", "alignment", "theory", "collect", "metrics", "figures", "report")
+          "references", "export", "alignment", "theory", "collect", "metrics", "figures", "report")
 
 
 def main(argv=None) -> int:

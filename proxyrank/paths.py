@@ -11,6 +11,7 @@ TOKENIZER, TOKENS = DATA / "tokenizer", DATA / "tokens"
 VALID_TOKENS = TOKENS / "valid"
 RECIPES, RUNS, RESUME = DATA / "recipes", DATA / "runs", DATA / ".resume"
 CRAWL, CURATED = DATA / "crawl.parquet", DATA / "curated"
+MODELS = DATA / "models"  # the tuned references, as Hugging Face folders (training/export.py)
 
 
 def recipe_stream(recipe: str) -> Path:

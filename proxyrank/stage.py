@@ -3,8 +3,8 @@
 A stage script is `python -m stages.NAME [RECIPE] [--params FILE]` (stages/NAME.py); its `main(p[, recipe])` wires
 paths and its params section to library calls. `run` does the rest, once for all stages: it loads
 and validates the params file, runs the body, prints a `ProxyrankError` (bad input the user can
-fix) as one line on stderr with exit 2, lets any other exception keep its traceback (exit 1: a
-bug), and records the stage's wall time in data/timings/ (outside every DVC output; timings.py).
+fix) as one line on stderr with its exit code (2 for params and options, 1 for data and state;
+errors.py), lets any other exception keep its traceback (exit 1: a bug), and records the stage's wall time in data/timings/ (outside every DVC output; timings.py).
 """
 from __future__ import annotations
 
@@ -17,18 +17,15 @@ from proxyrank import timings
 from proxyrank.config import load_params
 from proxyrank.errors import ProxyrankError
 
-EXIT_INPUT = 2  # a ProxyrankError: the user's input or state; also argparse's usage errors
-
-
 def timed(label: str, fn: Callable[[], None], timing: str | None = None) -> int:
-    """Run `fn`: a ProxyrankError becomes one line on stderr and exit 2; success is timed (and,
+    """Run `fn`: a ProxyrankError becomes one line on stderr and its exit code; success is timed (and,
     for a DVC stage, appended to its timing file for bench/study_wall.py). Other errors propagate."""
     start = time.perf_counter()
     try:
         fn()
     except ProxyrankError as e:
         print(f"proxyrank {label}: error: {e}", file=sys.stderr)
-        return EXIT_INPUT
+        return e.exit_code
     seconds = time.perf_counter() - start
     if timing is not None:
         timings.append(timings.stage_file(timing), {"kind": "stage", "wall_s": round(seconds, 3)})

@@ -43,7 +43,7 @@ def make_study(folder: Path, params: dict) -> Path:
         src, dst = ROOT / name, folder / name
         dst.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, dst)  # with the .pyc files `make test` compiled (PYTHONDONTWRITEBYTECODE)
         else:
             shutil.copy(src, dst)
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -93,6 +93,36 @@ def test_repro_produces_reports(study):
     assert {"frontier_tokens", "alignment_spearman_init", "alignment_spearman_warm"} <= set(metrics["gpt2"])
     for section in ("## Compute-reliability frontier", "## Zero-training proxy", "## The theorem, simulated"):
         assert section in report
+
+
+def test_the_tuned_references_load_with_from_pretrained(study):
+    """data/models/<recipe> is the tuned reference (best seed-mean LR, as the analysis picks it), loadable
+    by transformers alone: its validation loss is the one the references stage recorded, bit for bit."""
+    import contextlib
+
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from proxyrank.data import tokens
+    from proxyrank.training.loop import evaluate
+
+    runs = pd.read_csv(study / "reports" / "runs.csv")
+    ref = runs[runs.role == "reference"]
+    tuned = ref.groupby(["recipe", "lr"]).loss_mean.mean().groupby("recipe").idxmin()
+    exported = json.loads((study / "data" / "models" / "export.json").read_text())
+    assert {r["recipe"]: r["lr"] for r in exported} == {recipe: lr for recipe, lr in tuned}
+    row = exported[0]
+    folder = study / "data" / "models" / row["recipe"]
+    model, tok = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    text = "def main():\n    return 0  # The quick brown fox"
+    assert tok(text)["input_ids"] == tokens.load(study / "data" / "tokenizer").encode(text).ids
+    params = yaml.safe_load((study / "params.yaml").read_text())
+    valid = {d: np.load(study / "data" / "tokens" / "valid" / f"{d}.npy") for d in params["split"]["valid_domains"]}
+    losses = evaluate(model, valid, params["train"]["seq_len"], params["train"]["batch_size"] * 4,
+                      torch.device("cpu"), contextlib.nullcontext)
+    record = json.loads((study / "data" / "runs" / "references" / row["recipe"] / f"{row['run_id']}.json").read_text())
+    assert float(np.mean(list(losses.values()))) == record["loss_mean"] == row["loss_mean"]
 
 
 def test_a_recipe_added_in_params_builds_without_code_changes(study, tmp_path):

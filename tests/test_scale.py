@@ -42,7 +42,7 @@ def test_pipeline_is_cut_where_the_per_recipe_stages_begin_and_end():
     assert pipe.feeds == ["split", "tokenizer", "crawl", "curate", "tokens"]
     assert pipe.uncached_outputs("recipe@mix-a") == ["reports/recipes/mix-a.json"]
     assert pipe.uncached_outputs("proxies@mix-a") == [] and pipe.uncached_outputs("split") == ["reports/split.json"]
-    assert pipe.downstream == ["alignment", "theory", "collect", "metrics", "figures", "report"]
+    assert pipe.downstream == ["alignment", "theory", "export", "collect", "metrics", "figures", "report"]
     assert pipe.downstream_inputs(["a", "b"]) == ["data/tokenizer", "data/tokens", "data/recipes/a", "data/recipes/b",
                                                   "data/runs/proxies/a", "data/runs/proxies/b",
                                                   "data/runs/references/a", "data/runs/references/b"]

@@ -113,17 +113,22 @@ def test_stage_scripts_are_thin_and_each_has_a_desc():
         assert (spec[name].get("do") or spec[name]).get("desc") or spec[name].get("desc"), f"{name}: no desc"
 
 
-def test_a_user_error_is_one_line_and_exit_2_a_bug_keeps_its_traceback(capsys):
+def test_a_user_error_is_one_line_exit_1_a_usage_error_exit_2_a_bug_keeps_its_traceback(capsys):
     def bad_input(p):
         raise DataError("data/x.parquet: no column 'text'; rerun `dvc repro split`")
+
+    def bad_option(p):
+        raise ParamsError("train.batch_size: 0; give a positive number")
 
     def bug(p):
         raise ValueError("an internal bug")
 
     params = str(ROOT / "params.yaml")
-    assert stage.run("demo", bad_input, argv=["--params", params]) == 2
+    assert stage.run("demo", bad_input, argv=["--params", params]) == 1
     err = capsys.readouterr().err
     assert err == "proxyrank demo: error: data/x.parquet: no column 'text'; rerun `dvc repro split`\n"
+    assert stage.run("demo", bad_option, argv=["--params", params]) == 2
+    assert capsys.readouterr().err == "proxyrank demo: error: train.batch_size: 0; give a positive number\n"
     with pytest.raises(ValueError, match="internal bug"):  # not swallowed: the process exits 1
         stage.run("demo", bug, argv=["--params", params])
 

@@ -221,7 +221,7 @@ def pick_lrs(proxies: pd.DataFrame, standard_lr: str | dict[str, float], tiny_ra
     return out
 
 
-def _tune(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+def tune(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     """Per recipe, the LR with the lowest seed-mean loss_mean and all `cols` at that LR.
 
     Domain losses are read at that LR rather than minimised separately: the tuned
@@ -370,7 +370,7 @@ def analyze(
     proxies = runs[runs["role"] == "proxy"]
     families = sorted(proxies["family"].unique())
     picked = pick_lrs(proxies, standard_lr, tiny_ratios, tiny_lr)  # a bad config fails before the bootstrap
-    ref = _tune(runs[runs["role"] == "reference"], cols)
+    ref = tune(runs[runs["role"] == "reference"], cols)
     cross, within, spread, flips = _score_proxies(proxies, ref, cols, domains, runs.groupby("recipe")["group"].first(),
                                                    n_boot, seed)
     front = frontier(curves, ref["loss_mean"], n_boot, seed) if curves is not None else []
@@ -414,7 +414,7 @@ def _score_proxies(proxies: pd.DataFrame, ref: pd.DataFrame, cols: list[str], do
     family's own tuned ranking; seed-to-seed agreement; and the pairs that flip between adjacent LRs."""
     cross, within, spread, flips = [], [], [], []
     for fam, fdf in proxies.groupby("family", sort=True):
-        tuned = _tune(fdf, ["loss_mean"])["loss_mean"]
+        tuned = tune(fdf, ["loss_mean"])["loss_mean"]
         means = {}
         for lr, ldf in fdf.groupby("lr", sort=True):
             means[lr] = ldf.groupby("recipe")[cols].mean()

@@ -23,6 +23,7 @@ from proxyrank.training.checkpoint import load_checkpoint, save_checkpoint
 from proxyrank.training.devices import autocast_for, distributed, peak_flops, pick_device
 from proxyrank.training.optim import adamw, clipped_step, lr_at, set_lr
 from proxyrank.training.params import RunSpec, TrainParams, steps_from_tokens, tokens_trained
+from proxyrank.training.progress import Heartbeat
 
 
 def eval_points(steps: int, n: int) -> list[int]:
@@ -59,14 +60,15 @@ def split_batch(t: TrainParams, world: int) -> tuple[int, int]:
 
 
 def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: dict[str, np.ndarray],
-              vocab_size: int, checkpoint: Path | None = None) -> dict:
+              vocab_size: int, checkpoint: Path | None = None, save_to: Path | None = None) -> dict:
     """Train one randomly initialised model for one epoch over exactly spec.tokens tokens.
 
     Under torchrun each rank takes its slice of every global batch (DDP averages the gradients,
     so the update equals one process's at the same global batch). With `checkpoint`, the state
-    after each evaluation point is kept there, and a killed run continues from it.
-    The result also carries how long the run took and how fast (TIMING_KEYS, for benchmarks);
-    run_all takes those out before anything is written (records.split_timing).
+    after each evaluation point is kept there, and a killed run continues from it; with `save_to`,
+    a run that finishes is saved there by save_pretrained (training/export.py). The result also
+    carries how long the run took and how fast (TIMING_KEYS); run_all takes those out before
+    anything is written (records.split_timing).
     """
     import torch
 
@@ -92,6 +94,7 @@ def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: di
     if not curve:  # step 0: the loss at initialisation, from which every run's movement is measured
         curve.append(_point(model, valid, t, device, autocast, 0, None))
     model.train()
+    beat = Heartbeat(spec.run_id, state["step"], steps, t.batch_size * t.seq_len)
     for step in range(state["step"], steps):
         set_lr(opt, lr_at(step, steps, spec.lr, t))
         rows = batch_rows(data, order, step, 1, t.batch_size)[rank * local:(rank + 1) * local]
@@ -100,6 +103,8 @@ def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: di
             diverged = True
             break
         clipped_step(model, opt, t.grad_clip)
+        if rank == 0:
+            beat.tick(step + 1)
         if step + 1 in checkpoints:
             curve.append(_point(model, valid, t, device, autocast, step + 1, total))
             if checkpoint is not None and step + 1 < steps:
@@ -109,6 +114,8 @@ def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: di
         torch.cuda.synchronize(device)
     run_wall = time.perf_counter() - start
     final = curve[-1] if curve and curve[-1]["step"] == steps and not diverged else None
+    if save_to is not None and final is not None and rank == 0:
+        model.save_pretrained(save_to, safe_serialization=True)
     record = _record(spec, t, n_params, steps, device, world, final is None, curve)
     return {**record, **_timing(record, state["step"], state["wall_s"] + run_wall, run_wall, device),
             **{key: final[key] if final else float("nan") for key in ["loss_mean"] + [f"loss_{d}" for d in valid]}}

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -33,6 +32,7 @@ from proxyrank.training.loop import eval_points, evaluate, train_run
 from proxyrank.training.optim import lr_at, param_groups
 from proxyrank.training.params import RunSpec, TrainParams, lr_text, run_specs, steps_from_tokens
 from proxyrank.training.pool import cpu_workers, forked, init_worker
+from proxyrank.training.progress import StageProgress
 from proxyrank.training.records import TIMING_KEYS, fingerprint, resumed, run_key, split_timing
 
 # Re-exported: cli.py, stages, tools (plan, ladder, candidates), bench and tests import these from here.
@@ -46,6 +46,7 @@ __all__ = ["PEAK_BF16_FLOPS", "TIMING_KEYS", "RunSpec", "TrainParams", "autocast
 CODE_MODULES = ("proxyrank.training.params", "proxyrank.training.presets", "proxyrank.training.models", "proxyrank.training.batches",
                 "proxyrank.training.optim", "proxyrank.training.devices", "proxyrank.training.loop",
                 "proxyrank.training.checkpoint", "proxyrank.training.records", "proxyrank.training.pool",
+                "proxyrank.training.progress",
                 "proxyrank.training.train", "proxyrank.data.tokens")
 LIBRARIES = ("torch", "transformers", "numpy")  # model code, kernels and the data order
 
@@ -133,18 +134,15 @@ def run_all(specs: list[RunSpec], t: TrainParams, train_path: Path, valid_paths:
         print(f"train: {len(specs)} runs, {len(results)} resumed, {len(jobs)} to train on "
               f"{world if world > 1 else max(1, workers)} {'process' if world > 1 else 'worker'}(s)", flush=True)
     start = time.perf_counter()
+    progress = StageProgress(f"{specs[0].role} {specs[0].recipe}" if specs else "train", len(specs), len(results),
+                             quiet=rank != 0)
     for r, timing in forked(_work, jobs, workers, in_order=False):
         results.append(r)
-        if rank == 0:
-            _progress(r, timing, len(results), len(specs))
+        progress.update(f"{r['run_id']} loss {r['loss_mean']:.4f} ({timing['wall_s']:.0f} s)")
+    progress.close()
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         for r in results:
             write_json(out_dir / f"{r['run_id']}.json", r)
         print(f"train: done {len(jobs)} runs in {time.perf_counter() - start:.0f} s", flush=True)
     return results
-
-
-def _progress(r: dict, timing: dict, done: int, total: int) -> None:
-    print(f"  [{done}/{total}] {r['recipe']} {r['run_id']}: loss {r['loss_mean']:.4f} "
-          f"({timing['wall_s']:.0f} s)", file=sys.stderr, flush=True)
