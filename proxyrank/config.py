@@ -26,7 +26,7 @@ from proxyrank.data.crawl import CrawlParams
 from proxyrank.data.sources import BUCKETS
 from proxyrank.errors import ParamsError
 from proxyrank.files import load_yaml
-from proxyrank.training.params import ModelSpec, TrainParams, same_lr
+from proxyrank.training.params import ExportParams, ModelSpec, TrainParams, same_lr
 
 # Params composes the sections; the sections of training and analysis live in their rooms
 # (TrainParams and ModelSpec: training/params.py) and are importable from here too.
@@ -141,6 +141,7 @@ class Params:
     alignment: AlignmentParams = field(default_factory=AlignmentParams)
     theory: TheoryParams = field(default_factory=TheoryParams)
     ladder: LadderParams = field(default_factory=LadderParams)
+    export: ExportParams = field(default_factory=ExportParams)
     seed: int = 0
 
     @property
@@ -366,7 +367,22 @@ def validate(p: Params) -> Params:
     _seeds(p.theory.seeds, "theory.seeds")
     _seeds(p.theory.worlds, "theory.worlds")
     _check_rungs(p.ladder)
+    _check_export(p)
     return p
+
+
+def _check_export(p: Params) -> None:
+    """export.recipes: "all" or declared recipe names (a misspelt one would silently export nothing)."""
+    names = p.export.recipes
+    if isinstance(names, str):
+        if names != "all":
+            raise ParamsError(f"export.recipes: {names!r}; give all, or a list of recipe names ([] for none)")
+        return
+    for name in names:
+        if name not in p.recipes:
+            hint = difflib.get_close_matches(name, p.recipes, n=1)
+            raise ParamsError(f"export.recipes: unknown recipe {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint
+                              else "") + f"; declared: {', '.join(p.recipes)}")
 
 
 def _check_corpus(p: Params) -> set[str]:

@@ -103,6 +103,8 @@ def test_default_params_declare_the_papers_23_recipes():
     (("train", "valid_tokens"), _DELETE, None),
     (("proxies", 0, "family"), _DELETE, "proxies[0].family: required key is missing"),
     (("colour",), "blue", "colour: unknown key"),
+    (("export", "recipes"), ["mix-naturel"], "export.recipes: unknown recipe 'mix-naturel' (did you mean 'mix-natural'?)"),
+    (("export", "recipes"), "some", "export.recipes: 'some'; give all, or a list of recipe names"),
 ])
 def test_bad_params_are_refused(params_dict, path, value, expect):
     bad = _with(params_dict, path, value)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -16,7 +17,7 @@ from proxyrank.data import tokens
 from proxyrank.errors import DataError
 from proxyrank.training.export import export_references, tuned_specs
 from proxyrank.training.loop import evaluate, train_run
-from proxyrank.training.params import RunSpec, TrainParams
+from proxyrank.training.params import ExportParams, RunSpec, TrainParams
 from proxyrank.training.progress import Heartbeat, StageProgress, duration
 
 TEXT = ("The quick brown fox jumps over the lazy dog. def main():\n    return 0\n"
@@ -80,6 +81,11 @@ def test_export_retrains_the_tuned_run_and_refuses_one_that_differs_from_the_rec
     _records(runs, p, {(lo, 0): 4.0, (hi, 0): 4.5})
     [(spec, recorded), (other, _)] = tuned_specs(p, runs)
     assert (spec.recipe, spec.lr, spec.seed, recorded, other.recipe) == ("mix-natural", lo, 0, 4.0, "mix-uniform")
+    only = dataclasses.replace(p, export=ExportParams(["mix-uniform"]))
+    assert [s.recipe for s, _ in tuned_specs(only, runs)] == ["mix-uniform"]
+    none = dataclasses.replace(p, export=ExportParams([]))  # the paper profile's: nothing trained, an empty list
+    assert export_references(none, runs, lambda r: tmp_path / "train.npy", valid, tok_dir, tmp_path / "none") == []
+    assert json.loads((tmp_path / "none" / "export.json").read_text()) == []
 
     # a record that is not what this code and data train: nothing is exported under its name
     with pytest.raises(DataError, match="differs from the run that was ranked"):

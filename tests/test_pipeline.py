@@ -18,7 +18,7 @@ from conftest import ROOT, smoke_params
 from pictures import assert_picture
 
 pytestmark = pytest.mark.e2e
-COPY = ["proxyrank", "stages", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore", "reports/ladder.csv"]
+COPY = ["proxyrank", "stages", "dvc.yaml", ".dvc/config", ".dvc/plots_page.html", ".dvcignore", ".gitignore", "reports/ladder.csv"]
 
 
 def _sh(cmd: list[str], cwd: Path, check: bool = True, home: str | None = None) -> subprocess.CompletedProcess:

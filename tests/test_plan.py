@@ -1,6 +1,7 @@
 """The plan: runs, FLOPs, GPU-hours and disk of a params file, checked against hand computation."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -79,6 +80,27 @@ def test_render_states_its_assumptions_and_totals(small):
         plan.render(small, plan.run_costs(small), 0.5, "v100", "x")
     with pytest.raises(ParamsError, match=r"--mfu: a fraction in \(0, 1\], got 40"):
         plan.render(small, plan.run_costs(small), 40, "H100", "x")
+
+
+def test_cpu_hours_come_from_measured_rates_and_the_nearest_size_stands_in(small, tmp_path, monkeypatch):
+    rates = tmp_path / "cpu_throughput.json"
+    rates.write_text(json.dumps({"presets": {"gpt2-nano": {"flops_per_s": 1e9, "n_params": GPT2_N},
+                                             "pythia-tiny": {"flops_per_s": 4e9, "n_params": 231_168}}}))
+    monkeypatch.setattr(plan, "CPU_RATES", rates)
+    costs = plan.run_costs(small)
+    # pythia-nano (45.5k) was never measured: gpt2-nano (31.2k) is nearer in size than pythia-tiny (231k)
+    assert {plan.cpu_seconds(c, plan.cpu_rates())[1] for c in costs} == {"gpt2-nano"}
+    hours = (6 * PROXY_RUN + 2 * REFERENCE_RUN) / 1e9 / 3600
+    s = plan.summary(small, costs, mfu=0.5, gpu="a100")
+    assert s["total"]["cpu_worker_hours"] == pytest.approx(hours)
+    assert s["reference"]["cpu_worker_hours"] == pytest.approx(2 * REFERENCE_RUN / 1e9 / 3600)
+    text = " ".join(plan.render(small, costs, 0.5, "A100", "small.yaml").split())
+    assert f"about {hours:.3g} worker-hours of training, i.e. {hours / 2:.3g} hours of wall time on " \
+           f"train.workers = 2" in text and "nearest in size, which a bigger model beats (an upper bound): " \
+           "pythia-nano as gpt2-nano." in text
+    assert "+ export 2 45.5k 81.9k" in text  # one reference run per recipe, retrained for from_pretrained
+    monkeypatch.setattr(plan, "CPU_RATES", tmp_path / "absent.json")
+    assert "CPU hours: no measurement at" in plan.render(small, costs, 0.5, "A100", "small.yaml")
 
 
 def test_gpt2_tokenizer_means_gpt2_vocabulary(small):

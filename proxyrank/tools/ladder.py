@@ -194,8 +194,13 @@ def run_ladder(ladder: LadderParams, names: list[str] | None, base: Path, root: 
     data = {n: rung_params(n, ladder.rungs[n], base) for n in names}  # every rung valid before any runs
     skipped = []
     for name in names:
-        costs = plan.run_costs(parse_params(data[name]))
-        print(f"ladder {name}: {len(costs)} runs, {sum(c.flops for c in costs):.3g} FLOPs", flush=True)
+        rung = parse_params(data[name])
+        costs = plan.run_costs(rung)
+        cost = plan.summary(rung, costs, 0.4, "H100")["total"]
+        cpu = "unmeasured" if cost["cpu_worker_hours"] is None else \
+            f"{cost['cpu_worker_hours'] / rung.train.workers:.3g} h on the reference CPU"
+        print(f"ladder {name}: {len(costs)} runs, {sum(c.flops for c in costs):.3g} FLOPs; training {cpu}, "
+              f"{cost['gpu_hours']:.3g} GPU-h on an H100 at 40% MFU (`proxyrank plan` for the detail)", flush=True)
         if ladder.rungs[name].gpu and not _cuda():
             print(f"ladder {name}: needs a GPU (gpu: true) and torch sees none; skipped", flush=True)
             skipped.append(name)

@@ -10,9 +10,12 @@ token, models.train_flops), so a planned MFU and a measured one are comparable.
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import textwrap
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 from proxyrank.config import Params
 from proxyrank.errors import ParamsError
@@ -22,6 +25,8 @@ from proxyrank.training.train import PEAK_BF16_FLOPS, RunSpec, run_specs
 GPT2_VOCAB = 50257  # GPT-2's vocab.json: 50,000 merges + 256 bytes + <|endoftext|>
 ROLES = ("proxy", "reference")
 CHECKPOINT_BYTES_PER_PARAM = 12  # fp32 weights + AdamW's two fp32 moments (train._save_checkpoint)
+# FLOP/s per preset measured on this project's 2-core reference machine (bench/cpu_throughput.py)
+CPU_RATES = Path(__file__).resolve().parents[2] / "bench" / "results" / "cpu_throughput.json"
 
 
 def vocab_size(p: Params) -> int:
@@ -63,6 +68,35 @@ def run_costs(p: Params, recipes: list[str] | None = None) -> list[RunCost]:
                 out.append(RunCost(spec, n, tokens, train_flops(n, spec.preset, t.seq_len, tokens),
                                    train_flops(n, spec.preset, t.seq_len, eval_tokens) // 3))
     return out
+
+
+def cpu_rates(path: Path | None = None) -> dict[str, tuple[float, int]]:
+    """{preset: (FLOP/s of one 1-thread worker, its parameters)} as measured on the reference CPU
+    (default CPU_RATES); empty where the measurement is not at hand (an installed wheel has no bench/)."""
+    path = path or CPU_RATES
+    if not path.is_file():
+        return {}
+    return {k: (v["flops_per_s"], v["n_params"]) for k, v in json.loads(path.read_text())["presets"].items()}
+
+
+def cpu_seconds(c: RunCost, rates: dict[str, tuple[float, int]]) -> tuple[float, str]:
+    """Seconds one worker takes for run `c`: its FLOPs at its preset's measured rate, else at the rate
+    of the measured preset nearest in size, named as the second value (bigger models use a CPU
+    better, so that bound is high for them)."""
+    if c.spec.preset in rates:
+        return c.flops / rates[c.spec.preset][0], c.spec.preset
+    near = min(rates, key=lambda k: (abs(math.log(rates[k][1] / c.n_params)), k))
+    return c.flops / rates[near][0], near
+
+
+def export_costs(p: Params, costs: list[RunCost]) -> list[RunCost]:
+    """The export stage's runs: one reference run per recipe of `export.recipes` (which LR wins is
+    known only after the references train; every LR of a grid costs the same)."""
+    names, first = set(p.export.names(p.recipes)), {}
+    for c in costs:
+        if c.spec.role == "reference" and c.spec.recipe in names:
+            first.setdefault(c.spec.recipe, c)
+    return list(first.values())
 
 
 def recipe_flops(p: Params) -> dict[str, int]:
@@ -142,8 +176,9 @@ def render(p: Params, costs: list[RunCost], mfu: float, gpu: str, source: str, e
     if not 0 < mfu <= 1:
         raise ParamsError(f"--mfu: a fraction in (0, 1], got {mfu}")
     name, peak = peak_flops(gpu)
+    rates = cpu_rates()
     L = _setup_lines(p, costs, source)
-    L += _run_lines(costs, mfu, peak)
+    L += _run_lines(costs, mfu, peak, rates, export_costs(p, costs))
     total_h = gpu_hours(sum(c.flops for c in costs), mfu, peak)
     L += [""] + textwrap.wrap(
         f"Assumed: MFU {mfu:.0%} of one {name}'s dense bf16 peak ({peak / 1e12:g} TFLOP/s), i.e. "
@@ -151,6 +186,7 @@ def render(p: Params, costs: list[RunCost], mfu: float, gpu: str, source: str, e
         f"with embeddings, L layers, d width, T seq_len; train.py logs each run's MFU the same way); "
         f"evaluation: forward passes, one third of that per token. Spread over G GPUs: about "
         f"{_hours(total_h)} / G hours of wall time.", 100) + [""]
+    L += _cpu_lines(p, costs, rates)
     L += _disk_lines(p, costs)
     if every_run:
         L += ["", "recipe\trole\tfamily\tpreset\tlr\tseed\ttokens\tparams\tflops\tgpu_hours"]
@@ -178,10 +214,32 @@ def _setup_lines(p: Params, costs: list[RunCost], source: str) -> list[str]:
     return L + ["", f"runs (every line: the same runs for each of the {n_rec} recipes)", ""]
 
 
-def _run_lines(costs: list[RunCost], mfu: float, peak: float) -> list[str]:
+def _cpu_h(cs: list[RunCost], rates: dict) -> str:
+    """Worker-hours of runs `cs` on the reference CPU, or '-' without its measurement."""
+    return _hours(sum(cpu_seconds(c, rates)[0] for c in cs) / 3600) if rates else "-"
+
+
+def _cpu_lines(p: Params, costs: list[RunCost], rates: dict) -> list[str]:
+    """What the training runs take on this project's reference CPU, from measured FLOP/s per preset."""
+    if not rates:
+        return [f"CPU hours: no measurement at {CPU_RATES} (bench/cpu_throughput.py writes it)", ""]
+    workers = p.train.workers
+    hours = sum(cpu_seconds(c, rates)[0] for c in costs) / 3600
+    guessed = sorted({f"{c.spec.preset} as {cpu_seconds(c, rates)[1]}" for c in costs if c.spec.preset not in rates})
+    return textwrap.wrap(
+        f"On this project's reference CPU (2 cores, no GPU; FLOP/s per preset measured over a study's runs, "
+        f"bench/results/cpu_throughput.json): about {_hours(hours)} worker-hours of training, i.e. "
+        f"{_hours(hours / workers)} hours of wall time on train.workers = {workers} one-thread workers. Training "
+        f"only: the data stages, the analysis and DVC's bookkeeping come on top (the default's, stage by stage: "
+        f"bench/results/default_study_cpu.md)."
+        + (f" Never measured there, so timed at the rate of the measured preset nearest in size, which a bigger "
+           f"model beats (an upper bound): {', '.join(guessed)}." if guessed else ""), 100) + [""]
+
+
+def _run_lines(costs: list[RunCost], mfu: float, peak: float, rates: dict, ex: list[RunCost]) -> list[str]:
     """One line per role, family, preset and LR (its seeds together), then the totals per role."""
     head = f"{'role':<10} {'family':<7} {'preset':<12} {'params':>7} {'tokens':>7} {'lr':>8} {'seeds':<8} " \
-           f"{'runs':>5} {'FLOPs':>8} {'GPU-h':>8}"
+           f"{'runs':>5} {'FLOPs':>8} {'GPU-h':>8} {'CPU-h':>8}"
     L = [head, "-" * len(head)]
     lines: dict[tuple, list[RunCost]] = defaultdict(list)
     for c in costs:
@@ -191,15 +249,21 @@ def _run_lines(costs: list[RunCost], mfu: float, peak: float) -> list[str]:
         seeds = ",".join(str(x) for x in sorted({c.spec.seed for c in cs}))
         flops = sum(c.flops for c in cs)
         L.append(f"{role:<10} {family:<7} {preset:<12} {_n(cs[0].n_params):>7} {_n(cs[0].tokens):>7} {lr:>8.1e} "
-                 f"{seeds:<8} {len(cs):>5} {_flops(flops):>8} {_hours(gpu_hours(flops, mfu, peak)):>8}")
+                 f"{seeds:<8} {len(cs):>5} {_flops(flops):>8} {_hours(gpu_hours(flops, mfu, peak)):>8} "
+                 f"{_cpu_h(cs, rates):>8}")
     L += ["", f"{'':<10} {'runs':>6} {'largest':>8} {'tokens':>8} {'train FLOPs':>12} {'eval FLOPs':>11} "
-              f"{'GPU-hours':>10}"]
+              f"{'GPU-hours':>10} {'CPU-hours':>10}"]
     for role in (*ROLES, "total"):
         cs = [c for c in costs if role in (c.spec.role, "total")]
         L.append(f"{role:<10} {len(cs):>6,} {_n(max(c.n_params for c in cs)):>8} {_n(sum(c.tokens for c in cs)):>8} "
                  f"{_flops(sum(c.train_flops for c in cs)):>12} {_flops(sum(c.eval_flops for c in cs)):>11} "
-                 f"{_hours(gpu_hours(sum(c.flops for c in cs), mfu, peak)):>10}")
-    return L
+                 f"{_hours(gpu_hours(sum(c.flops for c in cs), mfu, peak)):>10} {_cpu_h(cs, rates):>10}")
+    if not ex:
+        return L + [f"{'+ export':<10} {0:>6}  (export.recipes: none; the stage export saves no model)"]
+    return L + [f"{'+ export':<10} {len(ex):>6,} {_n(max(c.n_params for c in ex)):>8} {_n(sum(c.tokens for c in ex)):>8} "
+                f"{_flops(sum(c.train_flops for c in ex)):>12} {_flops(sum(c.eval_flops for c in ex)):>11} "
+                f"{_hours(gpu_hours(sum(c.flops for c in ex), mfu, peak)):>10} {_cpu_h(ex, rates):>10}  "
+                f"(the tuned reference retrained once per recipe for from_pretrained: stage export)"]
 
 
 def _disk_lines(p: Params, costs: list[RunCost]) -> list[str]:
@@ -237,6 +301,9 @@ def summary(p: Params, costs: list[RunCost], mfu: float, gpu: str) -> dict:
     out = {role: {"runs": len(cs), "tokens": sum(c.tokens for c in cs), "flops": sum(c.flops for c in cs),
                   "gpu_hours": gpu_hours(sum(c.flops for c in cs), mfu, peak)} for role, cs in roles.items()}
     out["total"] = {k: sum(out[r][k] for r in ROLES) for k in ("runs", "tokens", "flops", "gpu_hours")}
+    rates = cpu_rates()
+    for role, cs in (*roles.items(), ("total", costs)):
+        out[role]["cpu_worker_hours"] = sum(cpu_seconds(c, rates)[0] for c in cs) / 3600 if rates else None
     out["disk"] = disk(p, costs)
     out["runs"] = [dataclasses.asdict(c.spec) | {"n_params": c.n_params, "tokens_trained": c.tokens,
                                                   "flops": c.flops} for c in costs]

@@ -34,16 +34,18 @@ SAME_LOSS = 1e-9  # relative: two runs of the same code and data agree to the la
 
 
 def tuned_specs(p, runs_dir: Path) -> list[tuple[RunSpec, float]]:
-    """Per recipe, the tuned reference run (analysis/metrics.tune: the best seed-mean loss; its
+    """Per recipe to export (params `export.recipes`), the tuned reference run (analysis/metrics.tune: the best seed-mean loss; its
     lowest seed) and the final loss the references stage recorded for it."""
     from proxyrank.analysis.metrics import tune
 
-    records = [json.loads(path.read_text()) for name in p.recipes
-               for path in sorted((runs_dir / name).glob("*.json"))]
-    missing = sorted(set(p.recipes) - {r["recipe"] for r in records})
+    names = p.export.names(p.recipes)
+    records = [json.loads(path.read_text()) for name in names for path in sorted((runs_dir / name).glob("*.json"))]
+    missing = sorted(set(names) - {r["recipe"] for r in records})
     if missing:
         raise DataError(f"export: no reference runs under {runs_dir} for {', '.join(missing)}; "
                         f"run `dvc repro references` first")
+    if not records:  # export.recipes: [] (the paper profile's)
+        return []
     df = pd.DataFrame([{k: r[k] for k in ("recipe", "lr", "seed", "loss_mean")} for r in records])
     out = []
     for recipe, best in tune(df, ["loss_mean"]).iterrows():
@@ -68,8 +70,11 @@ def save_tokenizer(tokenizer_dir: Path, folder: Path, seq_len: int) -> None:
 def _export_one(spec: RunSpec, t: TrainParams, train_path: str, valid_paths: dict[str, str], vocab_size: int,
                 recorded: float, folder: str) -> dict:
     """Retrain `spec` into `folder` (save_pretrained) and say how its loss compares to the record."""
+    from transformers.utils import logging as hf_logging
+
     from proxyrank.training.loop import train_run
 
+    hf_logging.disable_progress_bar()  # save_pretrained's one-shard bar: a line per model in every log
     valid = {d: load_array(Path(path)) for d, path in valid_paths.items()}
     result = train_run(spec, t, load_array(Path(train_path)), valid, vocab_size, save_to=Path(folder))
     return {"recipe": spec.recipe, "run_id": spec.run_id, "family": spec.family, "preset": spec.preset,
@@ -91,7 +96,7 @@ def export_references(p, runs_dir: Path, recipe_stream, valid_paths: dict[str, P
             rows.append(r)
             progress.update(f"{r['recipe']} {r['run_id']} loss {r['loss_mean']:.4f}")
         progress.close()
-        rows.sort(key=lambda r: list(p.recipes).index(r["recipe"]))
+        rows.sort(key=lambda r: list(p.recipes).index(r["recipe"]))  # declaration order, whatever finished first
         bad = [r for r in rows if not abs(r["loss_mean"] - r["recorded_loss_mean"])
                <= SAME_LOSS * abs(r["recorded_loss_mean"])]
         if bad:

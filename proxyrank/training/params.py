@@ -67,6 +67,19 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class ExportParams:
+    """params.yaml's `export:`: the recipes whose tuned reference the `export` stage retrains and
+    saves for from_pretrained (training/export.py), "all" or a list. Each costs one more reference
+    run, which `python -m proxyrank plan` prices: 5 worker-minutes for the default's 23 on the
+    reference CPU, about 2,250 H100-hours for the paper profile's, which therefore exports none."""
+    recipes: typing.Union[str, list[str]] = "all"
+
+    def names(self, declared) -> list[str]:
+        """The declared recipes to export, in declaration order."""
+        return [r for r in declared if self.recipes == "all" or r in self.recipes]
+
+
+@dataclass(frozen=True)
 class RunSpec:
     recipe: str
     role: str  # proxy | reference
