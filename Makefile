@@ -18,6 +18,7 @@ UV := 0.13.8
 DVC := PATH="$(abspath $(BIN)):$$PATH" $(abspath $(BIN))/dvc
 
 SMOKE := build/smoke
+SMOKE_CACHE ?= $(abspath .dvc/cache)
 .PHONY: study smoke test setup compile lock remote
 setup: $(STAMP)
 
@@ -41,13 +42,14 @@ study: compile
 	$(DVC) status
 
 # The whole pipeline on profiles/smoke.yaml (six recipes, nano models, three PyPI sources) in its own
-# checkout under build/smoke, sharing this checkout's DVC cache: a run again restores from the run-cache.
+# checkout under build/smoke, sharing this checkout's DVC cache (SMOKE_CACHE): a run again restores
+# from the run-cache.
 smoke: compile
 	rm -rf $(SMOKE) && mkdir -p $(SMOKE)/.dvc $(SMOKE)/reports
-	cp -r proxyrank stages dvc.yaml .dvcignore .gitignore $(SMOKE)/
+	cp -r proxyrank stages dvc.yaml .dvcignore .gitignore $(SMOKE)/ && cp reports/ladder.csv $(SMOKE)/reports/
 	cp .dvc/config .dvc/plots_page.html $(SMOKE)/.dvc/ && cp profiles/smoke.yaml $(SMOKE)/params.yaml
 	cd $(SMOKE) && git init -q && git add -A && git -c user.name=smoke -c user.email=smoke@localhost commit -qm smoke
-	cd $(SMOKE) && $(DVC) cache dir --local "$(abspath .dvc/cache)" && $(abspath $(BIN))/python -m proxyrank check
+	cd $(SMOKE) && $(DVC) cache dir --local "$(SMOKE_CACHE)" && $(abspath $(BIN))/python -m proxyrank check
 	cd $(SMOKE) && $(DVC) repro
 	@echo "smoke study done: $(SMOKE)/reports/report.md, and (cd $(SMOKE) && dvc metrics show)"
 

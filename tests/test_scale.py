@@ -32,6 +32,7 @@ def _tiny(local_corpus) -> dict:
     params["train"].update(proxy_tokens=10240, reference_tokens=10240, workers=1)
     params["analysis"] = {"standard_lr": {"gpt2": 3e-3}, "tiny_lr": 1e-5, "n_boot": 20}
     params["theory"].update(worlds=[0], widths=[16, 64], steps=200)  # the simulation is not what this tests
+    params["export"] = {"recipes": []}  # nor the export (tests/test_pipeline.py loads an exported model)
     return params
 
 
