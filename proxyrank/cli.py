@@ -51,10 +51,12 @@ def command_check(argv) -> int:
 
 def command_plan(argv) -> int:
     """`proxyrank plan`: every run a params file declares and its cost, before anything runs."""
+    from proxyrank.tools.plan import GPU, MFU
+
     parser = argparse.ArgumentParser(prog="proxyrank plan", description=command_plan.__doc__)
     parser.add_argument("--params", default="params.yaml", help="any params file, e.g. profiles/paper.yaml")
-    parser.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation assumed (default 0.4)")
-    parser.add_argument("--gpu", default="H100", help="GPU whose dense bf16 peak is assumed (default H100)")
+    parser.add_argument("--mfu", type=float, default=MFU, help=f"model FLOPs utilisation assumed (default {MFU})")
+    parser.add_argument("--gpu", default=GPU, help=f"GPU whose dense bf16 peak is assumed (default {GPU})")
     parser.add_argument("--runs", action="store_true", help="also list every run, tab-separated")
     parser.add_argument("--json", help="also write the totals and every run to this JSON file")
     args = parser.parse_args(argv)
@@ -101,6 +103,8 @@ def command_gpus(argv) -> int:
 
 def command_slurm(argv) -> int:
     """`proxyrank slurm`: job scripts that split the training stages over a Slurm array (scale.py)."""
+    from proxyrank.tools.plan import GPU, MFU
+
     parser = argparse.ArgumentParser(prog="proxyrank slurm", description=command_slurm.__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--tasks", type=int, required=True, help="array tasks, each a disjoint share of recipes")
@@ -117,8 +121,8 @@ def command_slurm(argv) -> int:
                              "resumes its runs")
     parser.add_argument("--setup", default="", help="shell line(s) each job runs first (default: put this "
                                                     "Python's bin on PATH), e.g. 'module load cuda'")
-    parser.add_argument("--mfu", type=float, default=0.4, help="for the time estimate (default 0.4)")
-    parser.add_argument("--gpu", default="H100", help="for the time estimate (default H100)")
+    parser.add_argument("--mfu", type=float, default=MFU, help=f"for the time estimate (default {MFU})")
+    parser.add_argument("--gpu", default=GPU, help=f"for the time estimate (default {GPU})")
     args = parser.parse_args(argv)
 
     def slurm():

@@ -196,11 +196,12 @@ def run_ladder(ladder: LadderParams, names: list[str] | None, base: Path, root: 
     for name in names:
         rung = parse_params(data[name])
         costs = plan.run_costs(rung)
-        cost = plan.summary(rung, costs, 0.4, "H100")["total"]
+        cost = plan.summary(rung, costs, plan.MFU, plan.GPU)["total"]
         cpu = "unmeasured" if cost["cpu_worker_hours"] is None else \
             f"{cost['cpu_worker_hours'] / rung.train.workers:.3g} h on the reference CPU"
         print(f"ladder {name}: {len(costs)} runs, {sum(c.flops for c in costs):.3g} FLOPs; training {cpu}, "
-              f"{cost['gpu_hours']:.3g} GPU-h on an H100 at 40% MFU (`proxyrank plan` for the detail)", flush=True)
+              f"{cost['gpu_hours']:.3g} GPU-h on an {plan.GPU} at {plan.MFU:.0%} MFU (`proxyrank plan` for the detail)",
+              flush=True)
         if ladder.rungs[name].gpu and not _cuda():
             print(f"ladder {name}: needs a GPU (gpu: true) and torch sees none; skipped", flush=True)
             skipped.append(name)

@@ -25,6 +25,7 @@ from proxyrank.training.train import PEAK_BF16_FLOPS, RunSpec, run_specs
 GPT2_VOCAB = 50257  # GPT-2's vocab.json: 50,000 merges + 256 bytes + <|endoftext|>
 ROLES = ("proxy", "reference")
 CHECKPOINT_BYTES_PER_PARAM = 12  # fp32 weights + AdamW's two fp32 moments (train._save_checkpoint)
+MFU, GPU = 0.4, "H100"  # what `plan` assumes unless told (--mfu, --gpu); `ladder` prints the same
 # FLOP/s per preset measured on this project's 2-core reference machine (bench/cpu_throughput.py)
 CPU_RATES = Path(__file__).resolve().parents[2] / "bench" / "results" / "cpu_throughput.json"
 
@@ -87,6 +88,11 @@ def cpu_seconds(c: RunCost, rates: dict[str, tuple[float, int]]) -> tuple[float,
         return c.flops / rates[c.spec.preset][0], c.spec.preset
     near = min(rates, key=lambda k: (abs(math.log(rates[k][1] / c.n_params)), k))
     return c.flops / rates[near][0], near
+
+
+def cpu_worker_hours(costs: list[RunCost], rates: dict[str, tuple[float, int]]) -> float | None:
+    """Hours one worker would take for all `costs`; None without a measurement."""
+    return sum(cpu_seconds(c, rates)[0] for c in costs) / 3600 if rates else None
 
 
 def export_costs(p: Params, costs: list[RunCost]) -> list[RunCost]:
@@ -216,15 +222,14 @@ def _setup_lines(p: Params, costs: list[RunCost], source: str) -> list[str]:
 
 def _cpu_h(cs: list[RunCost], rates: dict) -> str:
     """Worker-hours of runs `cs` on the reference CPU, or '-' without its measurement."""
-    return _hours(sum(cpu_seconds(c, rates)[0] for c in cs) / 3600) if rates else "-"
+    return "-" if not rates else _hours(cpu_worker_hours(cs, rates))
 
 
 def _cpu_lines(p: Params, costs: list[RunCost], rates: dict) -> list[str]:
     """What the training runs take on this project's reference CPU, from measured FLOP/s per preset."""
     if not rates:
         return [f"CPU hours: no measurement at {CPU_RATES} (bench/cpu_throughput.py writes it)", ""]
-    workers = p.train.workers
-    hours = sum(cpu_seconds(c, rates)[0] for c in costs) / 3600
+    workers, hours = p.train.workers, cpu_worker_hours(costs, rates)
     guessed = sorted({f"{c.spec.preset} as {cpu_seconds(c, rates)[1]}" for c in costs if c.spec.preset not in rates})
     return textwrap.wrap(
         f"On this project's reference CPU (2 cores, no GPU; FLOP/s per preset measured over a study's runs, "
@@ -253,17 +258,16 @@ def _run_lines(costs: list[RunCost], mfu: float, peak: float, rates: dict, ex: l
                  f"{_cpu_h(cs, rates):>8}")
     L += ["", f"{'':<10} {'runs':>6} {'largest':>8} {'tokens':>8} {'train FLOPs':>12} {'eval FLOPs':>11} "
               f"{'GPU-hours':>10} {'CPU-hours':>10}"]
-    for role in (*ROLES, "total"):
-        cs = [c for c in costs if role in (c.spec.role, "total")]
-        L.append(f"{role:<10} {len(cs):>6,} {_n(max(c.n_params for c in cs)):>8} {_n(sum(c.tokens for c in cs)):>8} "
-                 f"{_flops(sum(c.train_flops for c in cs)):>12} {_flops(sum(c.eval_flops for c in cs)):>11} "
-                 f"{_hours(gpu_hours(sum(c.flops for c in cs), mfu, peak)):>10} {_cpu_h(cs, rates):>10}")
+    def row(label: str, cs: list[RunCost]) -> str:
+        return (f"{label:<10} {len(cs):>6,} {_n(max(c.n_params for c in cs)):>8} {_n(sum(c.tokens for c in cs)):>8} "
+                f"{_flops(sum(c.train_flops for c in cs)):>12} {_flops(sum(c.eval_flops for c in cs)):>11} "
+                f"{_hours(gpu_hours(sum(c.flops for c in cs), mfu, peak)):>10} {_cpu_h(cs, rates):>10}")
+
+    L += [row(role, [c for c in costs if role in (c.spec.role, "total")]) for role in (*ROLES, "total")]
     if not ex:
         return L + [f"{'+ export':<10} {0:>6}  (export.recipes: none; the stage export saves no model)"]
-    return L + [f"{'+ export':<10} {len(ex):>6,} {_n(max(c.n_params for c in ex)):>8} {_n(sum(c.tokens for c in ex)):>8} "
-                f"{_flops(sum(c.train_flops for c in ex)):>12} {_flops(sum(c.eval_flops for c in ex)):>11} "
-                f"{_hours(gpu_hours(sum(c.flops for c in ex), mfu, peak)):>10} {_cpu_h(ex, rates):>10}  "
-                f"(the tuned reference retrained once per recipe for from_pretrained: stage export)"]
+    return L + [row("+ export", ex) + "  (the tuned reference retrained once per recipe for from_pretrained: "
+                                      "stage export)"]
 
 
 def _disk_lines(p: Params, costs: list[RunCost]) -> list[str]:
@@ -303,7 +307,7 @@ def summary(p: Params, costs: list[RunCost], mfu: float, gpu: str) -> dict:
     out["total"] = {k: sum(out[r][k] for r in ROLES) for k in ("runs", "tokens", "flops", "gpu_hours")}
     rates = cpu_rates()
     for role, cs in (*roles.items(), ("total", costs)):
-        out[role]["cpu_worker_hours"] = sum(cpu_seconds(c, rates)[0] for c in cs) / 3600 if rates else None
+        out[role]["cpu_worker_hours"] = cpu_worker_hours(cs, rates)
     out["disk"] = disk(p, costs)
     out["runs"] = [dataclasses.asdict(c.spec) | {"n_params": c.n_params, "tokens_trained": c.tokens,
                                                   "flops": c.flops} for c in costs]

@@ -34,8 +34,8 @@ SAME_LOSS = 1e-9  # relative: two runs of the same code and data agree to the la
 
 
 def tuned_specs(p, runs_dir: Path) -> list[tuple[RunSpec, float]]:
-    """Per recipe to export (params `export.recipes`), the tuned reference run (analysis/metrics.tune: the best seed-mean loss; its
-    lowest seed) and the final loss the references stage recorded for it."""
+    """Per recipe to export (params `export.recipes`), the tuned reference run (analysis/metrics.tune:
+    the best seed-mean loss; its lowest seed) and the final loss the references stage recorded for it."""
     from proxyrank.analysis.metrics import tune
 
     names = p.export.names(p.recipes)
@@ -49,10 +49,10 @@ def tuned_specs(p, runs_dir: Path) -> list[tuple[RunSpec, float]]:
     df = pd.DataFrame([{k: r[k] for k in ("recipe", "lr", "seed", "loss_mean")} for r in records])
     out = []
     for recipe, best in tune(df, ["loss_mean"]).iterrows():
-        seed = int(df[(df.recipe == recipe) & same_lr(df.lr, best.lr)].seed.min())
-        spec = next(s for s in run_specs(p, recipe, "reference") if same_lr(s.lr, best.lr) and s.seed == seed)
-        loss = float(df[(df.recipe == recipe) & same_lr(df.lr, best.lr) & (df.seed == seed)].loss_mean.iloc[0])
-        out.append((spec, loss))
+        at_lr = df[(df.recipe == recipe) & same_lr(df.lr, best.lr)]
+        run = at_lr.loc[at_lr.seed.idxmin()]
+        spec = next(s for s in run_specs(p, recipe, "reference") if same_lr(s.lr, best.lr) and s.seed == run.seed)
+        out.append((spec, float(run.loss_mean)))
     return out
 
 
