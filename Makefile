@@ -53,7 +53,8 @@ smoke: compile
 	cd $(SMOKE) && $(DVC) repro
 	@echo "smoke study done: $(SMOKE)/reports/report.md, and (cd $(SMOKE) && dvc metrics show)"
 
-# two workers, one per core, each taking whole test files, the end-to-end ones first (tests/conftest.py)
+# two workers, one per core, each taking whole test files: one builds the shared smoke study while
+# the other runs the unit tests (tests/conftest.py, tests/studies.py)
 test: compile
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 

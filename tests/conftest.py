@@ -24,11 +24,30 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(items):
-    """End-to-end tests first. `make test` hands out whole files (`--dist loadfile`, so a module's
-    study fixture is built once) in this order (`--no-loadscope-reorder`): tests/test_pipeline.py
-    starts at once on one worker, tests/test_scale.py's Slurm study on the other, then the rest.
+    """tests/test_pipeline.py first: it builds the shared smoke study (tests/studies.py). `make test`
+    hands out whole files (`--dist loadfile`) in this order (`--no-loadscope-reorder`): that file
+    on one worker, the unit tests on the other, and last the other files that start from the smoke
+    study, which is built by the time a worker gets to them (either worker then takes them).
     (`--dist loadgroup` would group finer, but pytest-xdist 3.8 cannot rename pytest 9.2's node ids.)"""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+    def order(item) -> int:
+        if item.path.name == "test_pipeline.py":
+            return 0
+        return 2 if item.get_closest_marker("e2e") else 1
+    items.sort(key=order)
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory, local_corpus) -> Path:
+    """The session's smoke study, built once for every worker: read it, never change it."""
+    from studies import shared_smoke_study
+    return shared_smoke_study(tmp_path_factory, local_corpus)
+
+
+@pytest.fixture
+def study(smoke_study, tmp_path) -> Path:
+    """A private copy of the smoke study, to change at will."""
+    from studies import copy_study
+    return copy_study(smoke_study, tmp_path / "study")
 
 
 def _stdlib_files(limit: int) -> list[Path]:

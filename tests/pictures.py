@@ -61,4 +61,8 @@ def assert_picture(path: Path, min_width: int = 300, min_height: int = 200, min_
     background = np.median(pixels.reshape(-1, 3), axis=0)
     ink = np.abs(pixels - background).max(axis=-1) > 0.1
     assert ink.mean() > min_ink, (path.name, float(ink.mean()))
-    assert len(np.unique(pixels.reshape(-1, 3).round(2), axis=0)) > 8, (path.name, "too few colours")
+    # distinct colours, each channel at 2 decimals and a colour packed into one int (np.unique over
+    # rows, axis=0, took 1.3 s per figure here; this takes 0.04 s)
+    levels = np.rint(pixels * 100).astype(np.int32)
+    colours = np.unique(levels[..., 0] * 101 ** 2 + levels[..., 1] * 101 + levels[..., 2])
+    assert len(colours) > 8, (path.name, "too few colours")

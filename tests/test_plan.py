@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from proxyrank import cli
 from proxyrank.tools import plan
 from proxyrank.config import load_params, missing_stage_params, parse_params
 from proxyrank.errors import ParamsError
@@ -134,12 +135,12 @@ def test_profiles_load_and_the_paper_plans_at_paper_scale(monkeypatch):
     assert gpu1.train.device == "auto" and len(gpu1.reference.lrs) == 3
 
 
-def test_plan_command_prints_the_paper_cost():
+def test_plan_command_prints_the_paper_cost(capsys, monkeypatch):
     proc = subprocess.run([sys.executable, "-m", "proxyrank", "plan", "--params", "profiles/paper.yaml"],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "23 recipes (mixing 10, corpus 3, quality 6, dedup 4), 805 training runs" in proc.stdout
     assert "MFU 40% of one H100's dense bf16 peak" in proc.stdout and "recipe token files" in proc.stdout
-    bad = subprocess.run([sys.executable, "-m", "proxyrank", "plan", "--params", "profiles/paper.yaml", "--gpu", "tpu"],
-                         cwd=ROOT, capture_output=True, text=True)
-    assert bad.returncode == 2 and "proxyrank plan: error: --gpu: unknown GPU 'tpu'" in bad.stderr
+    monkeypatch.chdir(ROOT)  # the same entry point in this process: one interpreter start less
+    assert cli.main(["plan", "--params", "profiles/paper.yaml", "--gpu", "tpu"]) == 2
+    assert "proxyrank plan: error: --gpu: unknown GPU 'tpu'" in capsys.readouterr().err

@@ -3,7 +3,6 @@ split-then-merge through a local-folder DVC remote (the generated scripts run as
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,29 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, smoke_params
+from conftest import ROOT
 from proxyrank.config import parse_params
 from proxyrank.errors import ParamsError
 from proxyrank.tools.scale import SlurmJob, export_state, merge_state, pipeline, shared_remote, shares, write_slurm
-from test_pipeline import _sh, make_study
-
-RECIPES = ["mix-natural", "mix-uniform", "mix-code"]
-
-
-def _tiny(local_corpus) -> dict:
-    """Three pool recipes, one nano proxy at two LRs and a nano reference: the least that ranks."""
-    params = smoke_params(local_corpus)
-    params["recipes"] = {"mix-natural": {"group": "mixing", "weights": "natural"},
-                         "mix-uniform": {"group": "mixing", "weights": "uniform"},
-                         "mix-code": {"group": "mixing", "weights": {"code": 2, "techdocs": 1, "wiki": 1}}}
-    params["proxies"] = [{"family": "gpt2", "preset": "gpt2-nano", "lrs": [3e-3, 1e-5], "seeds": [0]}]
-    params["reference"] = {"family": "pythia", "preset": "pythia-nano", "lrs": [3e-3], "seeds": [0]}
-    params["train"].update(proxy_tokens=10240, reference_tokens=10240, workers=1)
-    params["analysis"] = {"standard_lr": {"gpt2": 3e-3}, "tiny_lr": 1e-5, "n_boot": 20}
-    params["theory"].update(worlds=[0], widths=[16, 64], steps=200)  # the simulation is not what this tests
-    params["export"] = {"recipes": []}  # nor the export (tests/test_pipeline.py loads an exported model)
-    return params
-
+from studies import copy_study, sh
 
 def test_pipeline_is_cut_where_the_per_recipe_stages_begin_and_end():
     pipe = pipeline(ROOT / "dvc.yaml")
@@ -149,95 +130,71 @@ def test_lock_export_and_merge_join_jobs_and_refuse_disagreement(tmp_path):
 
 
 @pytest.mark.e2e
-def test_split_over_array_tasks_then_merge_retrains_nothing_and_a_ladder_rung_reuses_it(
-        tmp_path, local_corpus, monkeypatch):
-    """prep builds the shared stages; two array tasks, each in its own clone, train disjoint recipes
-    (two pinned workers each, as on a 2-GPU node) and push; finish joins their dvc.lock entries,
-    pulls and runs the summaries: nothing is trained there, and the repository ends up complete and
-    up to date against the remote. Then a ladder rung runs on that study (one built study for both
-    slow paths: `make test` stays under 10 minutes)."""
-    params = _tiny(local_corpus)
-    parse_params(json.loads(json.dumps(params)))  # a valid params file before any work
-    study = make_study(tmp_path / "study", params)
-    _sh(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], study)
-    jobs = tmp_path / "jobs"
-    slurm = [sys.executable, "-m", "proxyrank", "slurm", "--tasks", "2", "--gpus-per-task", "2",
-             "--partition", "gpu", "--out", str(jobs), "--workdir", str(tmp_path / "scratch")]
-    proc = _sh(slurm, study, check=False)
-    assert proc.returncode == 2 and "commit these first" in proc.stderr and ".dvc/config" in proc.stderr
-    _sh(["git", "commit", "-qam", "shared remote"], study)
-    out = _sh(slurm, study).stdout
-    assert "task 0: mix-natural mix-code" in out and "task 1: mix-uniform" in out
-    train = (jobs / "train.sbatch").read_text()
+def test_split_over_array_tasks_then_merge_retrains_nothing_and_a_ladder_rung_reuses_it(smoke_study, tmp_path):
+    """The session's smoke study was built this way (tests/studies.py): prep builds the shared
+    stages; two array tasks, each in its own clone, train disjoint recipes (two pinned workers
+    each, as on a 2-GPU node) and push; finish joins their dvc.lock entries, pulls and runs the
+    summaries: nothing is trained there, and after `dvc pull` the repository is complete and up to
+    date. Then a ladder rung runs on a copy of it."""
+    build = smoke_study.parent / "build"
+    refused = (build / "refused.txt").read_text()
+    assert refused.startswith("2\n") and "commit these first" in refused and ".dvc/config" in refused
+    out = (build / "slurm.txt").read_text()
+    task0, task1 = (line.split(": ", 1)[1].split(" (")[0].split() for line in out.splitlines() if line.startswith("task "))
+    recipes = list(yaml.safe_load((smoke_study / "params.yaml").read_text())["recipes"])
+    assert sorted(task0 + task1) == sorted(recipes) and task0 and task1
+    train = (build / "jobs" / "train.sbatch").read_text()
     assert "#SBATCH --array=0-1" in train and "#SBATCH --gres=gpu:2" in train and "#SBATCH --partition=gpu" in train
     for name in ("prep.sbatch", "train.sbatch", "finish.sbatch", "submit.sh"):
-        assert subprocess.run(["bash", "-n", str(jobs / name)]).returncode == 0, name
-
-    monkeypatch.setenv("SLURM_JOB_ID", "7")
-    _sh(["bash", str(jobs / "prep.sbatch")], study)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "CUDA_VISIBLE_DEVICES": "0,1"}  # what Slurm sets for --gres=gpu:2
-    tasks = [subprocess.Popen(["bash", str(jobs / "train.sbatch")], cwd=study, text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, env={**env, "SLURM_ARRAY_TASK_ID": str(i)}) for i in (0, 1)]
-    logs = [task.communicate()[0] for task in tasks]  # side by side, as array tasks run
-    for task, log in zip(tasks, logs):
-        assert task.returncode == 0, log[-3000:]
+        assert subprocess.run(["bash", "-n", str(build / "jobs" / name)]).returncode == 0, name
+    logs = [(build / f"task{i}.txt").read_text() for i in (0, 1)]
+    for log, mine, theirs in ((logs[0], task0, task1), (logs[1], task1, task0)):
         assert "Running stage 'split'" not in log and "Running stage 'curate'" not in log
-    assert "proxies mix-natural" in logs[0] and "proxies mix-uniform" in logs[1]
-    assert "mix-uniform" not in logs[0] and "mix-natural" not in logs[1]
-    assert not (study / "data" / "runs").exists()  # nothing trained in the repository itself
-    finish = _sh(["bash", str(jobs / "finish.sbatch")], study).stdout
+        assert all(f"proxies {r}" in log for r in mine) and not any(f"proxies {r}" in log for r in theirs)
+    assert not (build / "scratch").exists() or not list((build / "scratch").iterdir())  # each job removed its clone
+    finish = (build / "finish.txt").read_text()
     assert "Running stage 'report'" in finish and "train:" not in finish
     assert "Running stage 'proxies@" not in finish and "Running stage 'recipe@" not in finish
-    metrics = json.loads((study / "reports" / "metrics.json").read_text())
-    assert metrics["n_recipes"] == 3 and "gpt2" in metrics
-    assert (study / "reports" / "report.md").exists() and (study / "reports" / "recipes" / "mix-code.json").exists()
-    lock = yaml.safe_load((study / "dvc.lock").read_text())["stages"]
-    assert {f"{s}@{r}" for s in ("recipe", "proxies", "references") for r in RECIPES} | {"split", "report"} <= set(lock)
-    _sh(["dvc", "pull"], study)  # every output of the joined dvc.lock is on the remote
-    assert "up to date" in _sh(["dvc", "status"], study).stdout
-    assert "Running stage" not in _sh(["dvc", "repro"], study).stdout
-    assert not list((tmp_path / "scratch").iterdir())  # each job removed its clone
+    lock = yaml.safe_load((smoke_study / "dvc.lock").read_text())["stages"]
+    assert {f"{s}@{r}" for s in ("recipe", "proxies", "references") for r in recipes} | {"split", "report"} <= set(lock)
+    study = copy_study(smoke_study, tmp_path / "study")  # the build pulled every output of the joined lock
+    assert "up to date" in sh(["dvc", "status"], study).stdout  # as if `dvc repro` had built it
     _ladder_rung_on(study)
 
 
 def _ladder_rung_on(study: Path) -> None:
     """A rung that changes only the analysis reruns only `metrics` in its own workspace (the training
     comes from the shared cache), its headline joins reports/ladder.csv, and the report shows it;
-    a GPU rung on this CPU machine is skipped and named as not measured."""
-    params_a, ladder_a = (study / "params.yaml").read_text(), (study / "reports" / "ladder.csv").read_text()
-    try:
-        params = yaml.safe_load(params_a)
-        params["ladder"] = {"rungs": {"boot": {"set": {"analysis.n_boot": 60}}, "big": {"gpu": True}}}
-        (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        out = _sh([sys.executable, "-m", "proxyrank", "ladder"], study).stdout
-        assert "ladder big: needs a GPU" in out and "not measured here (no GPU): big" in out
-        log = (study / ".dvc" / "tmp" / "ladder" / "boot.log").read_text()
-        assert "Running stage 'metrics'" in log and "Running stage 'proxies@" not in log, log[-2000:]
-        rows = pd.read_csv(study / "reports" / "ladder.csv").query("rung == 'boot'").set_index("family")
-        metrics = json.loads((study / "reports" / "metrics.json").read_text())
-        assert sorted(rows.index) == ["gpt2"]
-        for fam in rows.index:  # the point estimates do not depend on n_boot
-            assert rows.loc[fam, "spearman_tiny"] == pytest.approx(metrics[fam]["spearman_tiny30"], abs=1e-5)
-        assert rows.loc["gpt2", "proxy_preset"] == "gpt2-nano" and rows.loc["gpt2", "runs"] == 3 * 3
-        # the wall times stayed in the array tasks' clones: unknown, not guessed (found by fingerprint
-        # in a study's own timing files: tests/test_ladder.py)
-        assert rows.train_hours.isna().all()
-        _sh(["dvc", "repro"], study)
-        report = (study / "reports" / "report.md").read_text()
-        assert "## Scale ladder" in report and "| boot | gpt2 | gpt2-nano" in report
-        assert "Declared but not measured yet: big (GPU rungs: big)." in report
-        old = {k: v for k, v in params.items() if k != "theory"}  # a profile older than dvc.yaml
-        (study / "old.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
-        params["ladder"] = {"rungs": {"old": {"profile": "old.yaml"}}}
-        (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        proc = _sh([sys.executable, "-m", "proxyrank", "ladder"], study, check=False)
-        assert proc.returncode == 2 and "ladder.rungs.old: its params lack theory" in proc.stderr, proc.stderr
-    finally:
-        (study / "old.yaml").unlink(missing_ok=True)
-        (study / "params.yaml").write_text(params_a)
-        (study / "reports" / "ladder.csv").write_text(ladder_a)
-        _sh(["dvc", "repro"], study)
+    a GPU rung on this CPU machine is skipped and named as not measured. (The study is the test's
+    own: it is left as the last step made it.)"""
+    params = yaml.safe_load((study / "params.yaml").read_text())
+    params["ladder"] = {"rungs": {"boot": {"set": {"analysis.n_boot": 60}}, "big": {"gpu": True}}}
+    (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = sh([sys.executable, "-m", "proxyrank", "ladder"], study).stdout
+    assert "ladder big: needs a GPU" in out and "not measured here (no GPU): big" in out
+    log = (study / ".dvc" / "tmp" / "ladder" / "boot.log").read_text()
+    assert "Running stage 'metrics'" in log and "Running stage 'proxies@" not in log, log[-2000:]
+    rows = pd.read_csv(study / "reports" / "ladder.csv").query("rung == 'boot'").set_index("family")
+    metrics = json.loads((study / "reports" / "metrics.json").read_text())
+    runs = len(params["recipes"]) * sum(len(r["lrs"]) * len(r["seeds"]) for r in [*params["proxies"], params["reference"]])
+    assert sorted(rows.index) == sorted(p["family"] for p in params["proxies"]) and (rows.runs == runs).all()
+    for proxy in params["proxies"]:  # the point estimates do not depend on n_boot
+        fam = proxy["family"]
+        assert rows.loc[fam, "spearman_tiny"] == pytest.approx(metrics[fam]["spearman_tiny30"], abs=1e-5)
+        assert rows.loc[fam, "proxy_preset"] == proxy["preset"]
+    # the wall times stayed in the array tasks' clones: unknown, not guessed (found by fingerprint
+    # in a study's own timing files: tests/test_ladder.py)
+    assert rows.train_hours.isna().all()
+    sh(["dvc", "repro", "report"], study)
+    report = (study / "reports" / "report.md").read_text()
+    assert "## Scale ladder" in report and "| boot | gpt2 | gpt2-nano" in report and "| boot | opt | opt-nano" in report
+    assert "Declared but not measured yet: big (GPU rungs: big)." in report
+    old = {k: v for k, v in params.items() if k != "theory"}  # a profile older than dvc.yaml
+    (study / "old.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    params["ladder"] = {"rungs": {"old": {"profile": "old.yaml"}}}
+    (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = sh([sys.executable, "-m", "proxyrank", "ladder"], study, check=False)
+    assert proc.returncode == 2 and "ladder.rungs.old: its params lack theory" in proc.stderr, proc.stderr
 
 
 def test_lock_export_and_merge_carry_an_uncached_folder_output(tmp_path):

@@ -33,8 +33,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import yaml
-
 from proxyrank.config import Params, stage_bodies
 from proxyrank.errors import CommandError, ParamsError
 from proxyrank.files import read_yaml_mapping
@@ -267,7 +265,8 @@ def merge_state(sources: list[Path], root: Path = Path("."), dvc_yaml: str | Pat
     for rel, (data, _) in files.items():
         with atomic_path(root / rel) as tmp:
             tmp.write_bytes(data)
-    write_text(root / LOCK, yaml.safe_dump(lock, sort_keys=False))
+    from dvc.utils.serialize import dumps_yaml  # DVC's own writer: the bytes a plain `dvc repro` writes
+    write_text(root / LOCK, dumps_yaml(lock))  # (PyYAML's would write 1e-05 as 1.0e-05)
     print(f"lock merge: {len(merged)} stages and {len(files)} files from {len(sources)} job(s)")
     return len(merged)
 
