@@ -47,7 +47,8 @@ study: compile
 smoke: compile
 	rm -rf $(SMOKE) && mkdir -p $(SMOKE)/.dvc $(SMOKE)/reports
 	cp -r proxyrank stages dvc.yaml .dvcignore .gitignore $(SMOKE)/ && cp reports/ladder.csv $(SMOKE)/reports/
-	cp .dvc/config .dvc/plots_page.html $(SMOKE)/.dvc/ && cp profiles/smoke.yaml $(SMOKE)/params.yaml
+	cp .dvc/config .dvc/plots_page.html $(SMOKE)/.dvc/
+	$(BIN)/python -m proxyrank profile profiles/smoke.yaml --out $(SMOKE)/params.yaml
 	cd $(SMOKE) && git init -q && git add -A && git -c user.name=smoke -c user.email=smoke@localhost commit -qm smoke
 	cd $(SMOKE) && $(DVC) cache dir --local "$(SMOKE_CACHE)" && $(abspath $(BIN))/python -m proxyrank check
 	cd $(SMOKE) && $(DVC) repro

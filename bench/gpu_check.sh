@@ -104,7 +104,11 @@ if [ "$STUDY" = 1 ]; then
     mkdir -p "$S/.dvc" "$S/data/raw"
     cp -r "$REPO/proxyrank" "$REPO/stages" "$REPO/dvc.yaml" "$REPO/.dvcignore" "$REPO/.gitignore" "$S/"
     cp "$REPO/.dvc/config" "$S/.dvc/config"
-    cp "$PROFILE" "$S/params.yaml"
+    if grep -q '^overrides:' "$PROFILE"; then  # a profile: its base with its overrides
+      (cd "$REPO" && "$PY" -m proxyrank profile "$PROFILE" --out "$S/params.yaml")
+    else
+      cp "$PROFILE" "$S/params.yaml"
+    fi
     find "$ARCHIVES" -maxdepth 1 -type f -exec cp {} "$S/data/raw/" \;
     (cd "$S" && git init -q && git add -A \
       && git -c user.name=gpu-check -c user.email=gpu-check@localhost commit -qm "gpu check study")

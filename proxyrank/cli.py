@@ -1,8 +1,8 @@
 """`proxyrank COMMAND`: the operator commands around the study (the DVC stages are stages/*.py).
 
-check validates a params file, plan prices it, gpus / slurm / lock spread the training stages over
-GPUs and clusters, ladder runs the study at several scales, rank ranks your own datasets, score
-scores any two-scale results table. A ProxyrankError is one line on stderr and exit 2 for a usage
+check validates a params file, profile writes one from a profile, plan prices it, gpus / slurm /
+lock spread the training stages over GPUs and clusters, ladder runs the study at several scales,
+rank ranks your own datasets, score scores any two-scale results table. A ProxyrankError is one line on stderr and exit 2 for a usage
 error (params, options), 1 for a runtime one (errors.py).
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ def check(path: str) -> None:
     missing = missing_stage_params(path)
     if missing:
         raise ParamsError(f"{path} lacks {', '.join(missing)}, which dvc.yaml's stages depend on; "
-                          f"add them (profiles/ show every key)")
+                          f"add them (params.yaml has every key)")
     for name, rung in p.ladder.rungs.items():
         rung_params(name, rung, Path(path))
     runs = sum(len(run_specs(p, r, role)) for r in p.recipes for role in ("proxy", "reference"))
@@ -47,6 +47,24 @@ def command_check(argv) -> int:
     parser.add_argument("--params", default="params.yaml", help="any params file, e.g. profiles/paper.yaml")
     args = parser.parse_args(argv)
     return timed("check", lambda: check(args.params))
+
+
+def command_profile(argv) -> int:
+    """`proxyrank profile`: write a profile (profiles/*.yaml: only what differs) as the params file DVC reads."""
+    parser = argparse.ArgumentParser(prog="proxyrank profile", description=command_profile.__doc__ + (
+        " Its base's text is kept and only the overridden entries change, so `dvc params diff` and "
+        "`git diff params.yaml` show just the profile; then `dvc repro` or `dvc exp run`."))
+    parser.add_argument("profile", help="a profile, e.g. profiles/smoke.yaml")
+    parser.add_argument("--out", default="params.yaml", help="the params file to write (default params.yaml)")
+    args = parser.parse_args(argv)
+
+    def write():
+        from proxyrank.tools import profile
+
+        profile.write(Path(args.profile), Path(args.out))
+        print(f"{args.out}: {args.profile} over its base")
+
+    return timed("profile", write)
 
 
 def command_plan(argv) -> int:
@@ -243,7 +261,7 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-COMMANDS = {"check": command_check, "plan": command_plan, "gpus": command_gpus, "slurm": command_slurm,
+COMMANDS = {"check": command_check, "profile": command_profile, "plan": command_plan, "gpus": command_gpus, "slurm": command_slurm,
             "lock": command_lock, "ladder": command_ladder, "rank": command_rank, "score": command_score}
 STAGES = ("fetch", "extract", "split", "tokenizer", "crawl", "curate", "tokens", "recipe", "proxies",
           "references", "export", "alignment", "theory", "collect", "metrics", "figures", "report")

@@ -559,16 +559,74 @@ def parse_params(data: dict) -> Params:
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
-    return parse_params(read_params(path))
+    raw = _read_mapping(path)
+    if "overrides" not in raw:
+        return parse_params(raw)
+    try:
+        return parse_params(_resolve_profile(Path(path), raw))
+    except ParamsError as e:
+        raise ParamsError(f"{path} (a profile over {profile_base(Path(path), raw)}): {e}") from None
+
+
+PROFILE_KEYS = ("base", "overrides")
 
 
 def read_params(path: str | Path) -> dict:
-    """The params file's mapping, read strictly (files.load_yaml); every failure names the file."""
+    """A params file's mapping, read strictly (files.load_yaml); every failure names the file.
+
+    A profile (profiles/*.yaml) is `base` (a params file, relative to the profile; default
+    ../params.yaml) and `overrides`, which hold only what differs: each dotted key replaces one
+    value (`train.proxy_tokens: 20480`), a section's key the whole section (`recipes: {...}`), as
+    `dvc exp run -S` sets a key. Read here, a profile is the full mapping it makes."""
+    raw = _read_mapping(path)
+    return _resolve_profile(Path(path), raw) if "overrides" in raw else raw
+
+
+def _resolve_profile(path: Path, data: dict) -> dict:
+    extra = sorted(set(data) - set(PROFILE_KEYS))
+    if extra:
+        raise ParamsError(f"{path}: a profile holds only {' and '.join(PROFILE_KEYS)}; move {', '.join(extra)} "
+                          f"under overrides (as dotted keys, e.g. train.proxy_tokens)")
+    overrides = data["overrides"] or {}
+    if not isinstance(overrides, dict):
+        raise ParamsError(f"{path}: overrides: expected a mapping of dotted keys to values, got {overrides!r}")
+    base_path = profile_base(path, data)
+    params = _read_mapping(base_path)
+    if "overrides" in params:
+        raise ParamsError(f"{path}: its base {base_path} is a profile too; give a full params file")
+    for key, value in overrides.items():
+        override(params, str(key), value, f"{path}: overrides")
+    return params
+
+
+def profile_base(path: Path, data: dict) -> Path:
+    """The params file a profile's overrides apply to (`base`, relative to the profile)."""
+    return path.parent / str(data.get("base") or "../params.yaml")
+
+
+def override(data: dict, dotted: str, value, where: str) -> None:
+    """Set one dotted key in a params mapping to a copy of `value`. Every section on the way must
+    exist (a typo is an error, with the nearest name); an unknown last key is left to the typed
+    params to refuse, with its own "did you mean"."""
+    import copy
+
+    node, parts = data, dotted.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if not isinstance(node.get(part), dict):
+            sections = [k for k, v in node.items() if isinstance(v, dict)]
+            hint = difflib.get_close_matches(part, sections, n=1)
+            raise ParamsError(f"{where}: {dotted}: no section {'.'.join(parts[:i + 1])!r} in the params to override"
+                              + (f" (did you mean {'.'.join([*parts[:i], hint[0]])!r}?)" if hint else ""))
+        node = node[part]
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+def _read_mapping(path: str | Path) -> dict:
     path = Path(path)
     try:
         data = load_yaml(path)
     except FileNotFoundError:
-        raise ParamsError(f"{path}: no such params file (copy one from profiles/)") from None
+        raise ParamsError(f"{path}: no such params file (the repository has params.yaml; `python -m proxyrank profile profiles/NAME.yaml` writes one from a profile)") from None
     except IsADirectoryError:
         raise ParamsError(f"{path}: a directory, not a params file; give a file such as params.yaml "
                           f"or profiles/smoke.yaml") from None

@@ -95,7 +95,9 @@ def write_local_corpus(folder: Path) -> Path:
 
 def smoke_params(manifest: Path) -> dict:
     """The smoke profile pointed at the local corpus."""
-    params = yaml.safe_load((ROOT / "profiles" / "smoke.yaml").read_text())
+    from proxyrank.config import read_params
+
+    params = read_params(ROOT / "profiles" / "smoke.yaml")  # params.yaml with the profile's overrides
     params["corpus"] = {"sources": [f"local-{d}" for d in ("code", "techdocs", "wiki")],
                         "manifest": str(manifest), "allow_missing": False}
     params["split"] = {"valid_domains": ["code", "techdocs", "wiki"], "valid_chars": 20000}

@@ -6,11 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from proxyrank import timings
 from proxyrank.analysis.alignment import AlignmentParams, flat_grad, proxy_batches, scores, state_scores
-from proxyrank.config import parse_params
+from proxyrank.config import parse_params, read_params
 from proxyrank.errors import ParamsError
 from proxyrank.training import models
 from proxyrank.training.batches import valid_windows
@@ -41,7 +40,7 @@ def _save(folder, arrays):
 
 def _params(presets=NANO):
     """The smoke profile with nano proxies of `presets` on tiny token arrays."""
-    params_dict = yaml.safe_load((ROOT / "profiles" / "smoke.yaml").read_text())
+    params_dict = read_params(ROOT / "profiles" / "smoke.yaml")
     params_dict["corpus"]["manifest"] = str(ROOT / "proxyrank" / "data" / "sources.yaml")
     params_dict["proxies"] = [{"family": models.PRESETS[p].family, "preset": p, "lrs": [3e-3, 1e-5], "seeds": [0]}
                               for p in presets]

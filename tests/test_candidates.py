@@ -24,7 +24,7 @@ from test_hub import _offline
 from proxyrank.tools import candidates as cand
 from proxyrank.data import tokens
 from proxyrank.cli import main
-from proxyrank.config import load_params
+from proxyrank.config import load_params, read_params
 from proxyrank.errors import ParamsError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def corpus(tmp_path_factory):
 def project(corpus, tmp_path, monkeypatch):
     """A working directory with the study's params (the smoke profile, nano proxies) and tokenizer, offline."""
     _offline(monkeypatch)
-    params_dict = yaml.safe_load((ROOT / "profiles" / "smoke.yaml").read_text())
+    params_dict = read_params(ROOT / "profiles" / "smoke.yaml")
     params_dict["corpus"]["manifest"] = str(ROOT / "proxyrank" / "data" / "sources.yaml")  # read, never fetched
     params_dict["proxies"] = [{"family": "gpt2", "preset": "gpt2-nano", "lrs": [1e-2, 1e-5], "seeds": [0]},
                               {"family": "opt", "preset": "opt-nano", "lrs": [1e-2, 1e-5], "seeds": [0]}]

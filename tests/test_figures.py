@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from matplotlib.collections import PathCollection
 from matplotlib.colors import to_rgba
 
 from proxyrank.reporting import figures as fg
-from proxyrank.config import parse_params
+from proxyrank.config import parse_params, read_params
 from proxyrank.files import write_json
 from proxyrank.analysis.metrics import analyze
 from proxyrank.analysis.theory import TheoryParams, study
@@ -99,7 +98,7 @@ def folder(synthetic, tmp_path):
 @pytest.fixture(scope="module")
 def params():
     """The smoke profile (its analysis.standard_lr is a fixed 3e-3 the figures must not use)."""
-    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "profiles" / "smoke.yaml").read_text())
+    data = read_params(Path(__file__).resolve().parents[1] / "profiles" / "smoke.yaml")
     return parse_params({**data, "theory": dataclasses.asdict(THEORY)})
 
 

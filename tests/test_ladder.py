@@ -26,13 +26,17 @@ def test_a_rung_is_the_params_file_with_dotted_keys_replaced(base, params_dict):
     profile = base.parent / "other.yaml"
     profile.write_text(yaml.safe_dump(params_dict | {"seed": 7}))
     assert rung_params("p", Rung(profile=str(profile)), base)["seed"] == 7
+    profile.write_text(yaml.safe_dump({"base": base.name, "overrides": {"seed": 8, "train.seq_len": 32}}))
+    data = rung_params("p", Rung(profile=str(profile), set={"seed": 9}), base)  # a profile: base + overrides
+    assert (data["seed"], data["train"]["seq_len"], data["recipes"]) == (9, 32, params_dict["recipes"])
 
 
 @pytest.mark.parametrize("rung, expect", [
-    (Rung(set={"trian.proxy_tokens": 1}), r"ladder.rungs.r: trian.proxy_tokens: no mapping 'trian'"),
+    (Rung(set={"trian.proxy_tokens": 1}), r"ladder.rungs.r.set: trian.proxy_tokens: no section 'trian' in the "
+                                          r"params to override \(did you mean 'train'\?\)"),
     (Rung(set={"train.proxy_tokens": -5}), r"ladder.rungs.r: train.proxy_tokens: must be > 0"),
     (Rung(set={"reference.preset": "pythia-huge"}), r"ladder.rungs.r: reference.preset: unknown preset"),
-    (Rung(profile="missing.yaml"), r"ladder.rungs.r.profile: missing.yaml: cannot read the rung's params"),
+    (Rung(profile="missing.yaml"), r"ladder.rungs.r.profile: missing.yaml: no such params file"),
 ])
 def test_a_bad_rung_is_refused_naming_it(base, rung, expect):
     with pytest.raises(ParamsError, match=expect):

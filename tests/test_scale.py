@@ -189,12 +189,13 @@ def _ladder_rung_on(study: Path) -> None:
     report = (study / "reports" / "report.md").read_text()
     assert "## Scale ladder" in report and "| boot | gpt2 | gpt2-nano" in report and "| boot | opt | opt-nano" in report
     assert "Declared but not measured yet: big (GPU rungs: big)." in report
-    old = {k: v for k, v in params.items() if k != "theory"}  # a profile older than dvc.yaml
-    (study / "old.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
-    params["ladder"] = {"rungs": {"old": {"profile": "old.yaml"}}}
+    typo = {"base": "params.yaml", "overrides": {"theroy.steps": 5}}  # a profile with a typo
+    (study / "typo.yaml").write_text(yaml.safe_dump(typo, sort_keys=False))
+    params["ladder"] = {"rungs": {"typo": {"profile": "typo.yaml"}}}
     (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = sh([sys.executable, "-m", "proxyrank", "ladder"], study, check=False)
-    assert proc.returncode == 2 and "ladder.rungs.old: its params lack theory" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "ladder.rungs.typo.profile: typo.yaml: overrides: theroy.steps: no section " \
+        "'theroy' in the params to override (did you mean 'theory'?)" in proc.stderr, proc.stderr
 
 
 def test_lock_export_and_merge_carry_an_uncached_folder_output(tmp_path):

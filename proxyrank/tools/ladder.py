@@ -12,7 +12,6 @@ figures and the report read. Rungs marked `gpu: true` are skipped on a machine w
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import shutil
@@ -23,9 +22,8 @@ from pathlib import Path
 import yaml
 
 from proxyrank import timings
-from proxyrank.config import LadderParams, Params, Rung, missing_stage_params, parse_params
+from proxyrank.config import LadderParams, Params, Rung, missing_stage_params, override, parse_params, read_params
 from proxyrank.errors import CommandError, ParamsError
-from proxyrank.files import read_yaml_mapping
 from proxyrank.tools.scale import child_env, git
 
 LADDER_CSV = Path("reports") / "ladder.csv"
@@ -37,27 +35,17 @@ COLUMNS = ["rung", "family", "proxy_preset", "proxy_params", "proxy_tokens", "re
            "train_hours", "device", "commit", "params_sha"]
 
 
-def _override(data: dict, dotted: str, value, where: str) -> None:
-    """Set one dotted key in a params mapping; the key's parent must exist (a typo is an error)."""
-    node, parts = data, dotted.split(".")
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), dict):
-            raise ParamsError(f"{where}: {dotted}: no mapping {part!r} in the params to override")
-        node = node[part]
-    node[parts[-1]] = copy.deepcopy(value)
-
-
 def rung_params(name: str, rung: Rung, base: Path) -> dict:
     """The full params mapping of one rung, validated like params.yaml itself."""
     where = f"ladder.rungs.{name}"
     source = Path(rung.profile) if rung.profile else base
     try:
-        data = read_yaml_mapping(source, "the rung's params", ParamsError)
+        data = read_params(source)  # a profile is its base with its overrides
     except ParamsError as e:
         raise ParamsError(f"{where}.profile: {e}") from None
     data["ladder"] = {"rungs": {}}  # a rung has no ladder of its own
     for key, value in rung.set.items():
-        _override(data, key, value, where)
+        override(data, key, value, f"{where}.set")
     try:
         parse_params(data)
     except ParamsError as e:
