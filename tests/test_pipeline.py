@@ -10,18 +10,18 @@ import pytest
 import yaml
 
 from pictures import assert_picture
-from studies import commit, sh
+from studies import FOUR, commit, sh
 
 pytestmark = pytest.mark.e2e
 
 
 def test_repro_produces_reports(study):
     metrics = json.loads((study / "reports" / "metrics.json").read_text())
-    assert metrics["n_recipes"] == 6 and metrics["n_pairs"] == 15
+    assert metrics["n_recipes"] == len(FOUR) == 4 and metrics["n_pairs"] == 6
     assert set(metrics) >= {"gpt2", "opt"}
     assert -1 <= metrics["gpt2"]["spearman_standard"] <= 1
     runs = pd.read_csv(study / "reports" / "runs.csv")
-    assert len(runs) == 6 * (3 + 2 + 2)
+    assert len(runs) == 4 * (3 + 2 + 2)
     assert set(runs.role) == {"proxy", "reference"} and runs.loss_mean.notna().all()
     assert {"loss_code", "loss_techdocs", "loss_wiki"} <= set(runs.columns)
     report = (study / "reports" / "report.md").read_text()
@@ -31,7 +31,7 @@ def test_repro_produces_reports(study):
     assert len(pngs) >= 8
     for png in pngs:
         assert_picture(png)
-    for name in ("mix-natural", "corpus-c4", "corpus-dclm", "quality-head", "dedup-aggressive"):
+    for name in FOUR:
         m = json.loads((study / "reports" / "recipes" / f"{name}.json").read_text())
         assert m["tokens"] == 40960, name
     dclm = json.loads((study / "reports" / "recipes" / "corpus-dclm.json").read_text())
@@ -39,7 +39,7 @@ def test_repro_produces_reports(study):
     assert json.loads((study / "reports" / "curate.json").read_text())["classifier_heldout_accuracy"] > 0.5
     # beyond the paper: the zero-training proxy, the theorem simulated, the frontier
     aligned = pd.read_csv(study / "reports" / "alignment.csv")
-    assert len(aligned) == 6 * 2 * 2 and set(aligned.state) == {"init", "warm"}  # recipes x families x states
+    assert len(aligned) == 4 * 2 * 2 and set(aligned.state) == {"init", "warm"}  # recipes x families x states
     assert len(json.loads((study / "reports" / "theory.json").read_text())) == 2  # the smoke profile's worlds
     assert {"frontier_tokens", "alignment_spearman_init", "alignment_spearman_warm"} <= set(metrics["gpt2"])
     for section in ("## Compute-reliability frontier", "## Zero-training proxy", "## The theorem, simulated"):
@@ -89,7 +89,7 @@ def test_a_recipe_added_in_params_builds_without_code_changes(study, tmp_path):
     (study / "params.yaml").write_text(yaml.safe_dump(added, sort_keys=False))
     status = sh(["dvc", "status"], study).stdout
     assert "recipe@mine" in status and "proxies@mine" in status
-    assert "recipe@mix-natural" not in status and "proxies@corpus-c4" not in status
+    assert "recipe@mix-natural" not in status and "proxies@corpus-dclm" not in status
     sh(["dvc", "repro", "collect"], study)
     m = json.loads((study / "reports" / "recipes" / "mine.json").read_text())
     assert m["shares"] == {"middle": 0.6667, "tail": 0.3333} and m["tokens"] == 40960
@@ -130,10 +130,10 @@ def test_bad_params_stop_cleanly_and_lose_nothing(study):
         assert proc.returncode != 0
         assert "proxies[0].lrs[1]: must be > 0" in proc.stdout + proc.stderr
         bad = json.loads(json.dumps(params))
-        bad["recipes"]["mix-uniform"]["weights"] = "unifrom"
+        bad["recipes"]["mix-natural"]["weights"] = "naturl"
         (study / "params.yaml").write_text(yaml.safe_dump(bad, sort_keys=False))
         proc = sh(["dvc", "repro"], study, check=False)
-        assert "recipes.mix-uniform.weights: 'unifrom' is not allowed" in proc.stdout + proc.stderr
+        assert "recipes.mix-natural.weights: 'naturl' is not allowed" in proc.stdout + proc.stderr
     finally:
         (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = sh([sys.executable, "-m", "stages.proxies", "no-such-recipe"], study, check=False)

@@ -81,10 +81,10 @@ def test_a_corrupted_output_or_cache_file_is_detected_and_rebuilt(study, tmp_pat
     that no longer matches its hash, shows in `dvc status` and `dvc repro` rebuilds the stage."""
     other = tmp_path / "copy"
     shutil.copytree(study, other, symlinks=True)
-    target = other / "data" / "recipes" / "corpus-c4" / "train.npy"
+    target = other / "data" / "recipes" / "quality-head" / "train.npy"
     good = target.read_bytes()
     target.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
-    assert "recipe@corpus-c4" in sh(["dvc", "status"], other).stdout
+    assert "recipe@quality-head" in sh(["dvc", "status"], other).stdout
     sh(["dvc", "repro"], other)
     assert target.read_bytes() == good
     lock = yaml.safe_load((other / "dvc.lock").read_text())
