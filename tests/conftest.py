@@ -29,10 +29,12 @@ def pytest_collection_modifyitems(items):
     on one worker, the unit tests on the other, and last the other files that start from the smoke
     study, which is built by the time a worker gets to them (either worker then takes them).
     (`--dist loadgroup` would group finer, but pytest-xdist 3.8 cannot rename pytest 9.2's node ids.)"""
+    e2e_files = {item.path for item in items if item.get_closest_marker("e2e")}  # a file goes whole
+
     def order(item) -> int:
         if item.path.name == "test_pipeline.py":
             return 0
-        return 2 if item.get_closest_marker("e2e") else 1
+        return 2 if item.path in e2e_files else 1
     items.sort(key=order)
 
 
