@@ -29,12 +29,16 @@ COPY = ["proxyrank", "stages", "dvc.yaml", ".dvc/config", ".dvc/plots_page.html"
 SLURM = ["--tasks", "2", "--gpus-per-task", "2", "--partition", "gpu"]
 
 
+def _env(**extra: str) -> dict[str, str]:
+    """This venv's tools first on PATH, no DVC analytics, a git identity; plus `extra`."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", **extra}
+
+
 def sh(cmd: list[str], cwd: Path, check: bool = True, home: str | None = None,
        env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", **({"HOME": home} if home else {}),
-           **(env or {})}
+    env = _env(**({"HOME": home} if home else {}), **(env or {}))
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -85,10 +89,10 @@ def build_by_array(study: Path, out: Path) -> None:
     sh(["git", "commit", "-qam", "shared remote"], study)
     (out / "slurm.txt").write_text(sh(slurm, study).stdout)
     (out / "prep.txt").write_text(sh(["bash", str(jobs / "prep.sbatch")], study, env={"SLURM_JOB_ID": "7"}).stdout)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
-           "SLURM_JOB_ID": "7", "CUDA_VISIBLE_DEVICES": "0,1"}  # what Slurm sets for --gres=gpu:2
     tasks = [subprocess.Popen(["bash", str(jobs / "train.sbatch")], cwd=study, text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, env={**env, "SLURM_ARRAY_TASK_ID": str(i)}) for i in (0, 1)]
+                              stderr=subprocess.STDOUT,  # CUDA_VISIBLE_DEVICES: what Slurm sets for --gres=gpu:2
+                              env=_env(SLURM_JOB_ID="7", SLURM_ARRAY_TASK_ID=str(i), CUDA_VISIBLE_DEVICES="0,1"))
+             for i in (0, 1)]
     for i, task in enumerate(tasks):  # side by side, as array tasks run
         log = task.communicate()[0]
         (out / f"task{i}.txt").write_text(log)

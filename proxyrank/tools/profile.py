@@ -90,7 +90,8 @@ def render(profile: Path) -> str:
     lines = profile_base(profile, data).read_text().splitlines()
     for key, entry in _entries(profile.read_text().splitlines()).items():
         parts, width = key.split("."), _indent(entry[0])
-        first = re.sub(r"^( *)" + re.escape(entry[0].strip().split(":", 1)[0]) + ":", r"\1" + parts[-1] + ":", entry[0], 1)
+        m = _ENTRY.match(entry[0])  # the dotted key becomes its last part: `train.seq_len:` -> `seq_len:`
+        first = m.group(1) + parts[-1] + entry[0][m.end(2):]
         found = _find(lines, parts)
         if found is not None:
             lo, hi = found
