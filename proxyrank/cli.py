@@ -263,7 +263,7 @@ def _version() -> str:
 
 COMMANDS = {"check": command_check, "profile": command_profile, "plan": command_plan, "gpus": command_gpus, "slurm": command_slurm,
             "lock": command_lock, "ladder": command_ladder, "rank": command_rank, "score": command_score}
-STAGES = ("fetch", "extract", "split", "tokenizer", "crawl", "curate", "tokens", "recipe", "proxies",
+STAGES = ("code", "fetch", "extract", "split", "tokenizer", "crawl", "curate", "tokens", "recipe", "proxies",
           "references", "export", "alignment", "theory", "collect", "metrics", "figures", "report")
 
 

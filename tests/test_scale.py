@@ -20,12 +20,12 @@ from studies import copy_study, sh
 def test_pipeline_is_cut_where_the_per_recipe_stages_begin_and_end():
     pipe = pipeline(ROOT / "dvc.yaml")
     assert pipe.per_recipe == ["recipe", "proxies", "references"]
-    assert pipe.upstream == ["fetch", "extract", "split", "tokenizer", "crawl", "curate", "tokens"]
-    assert pipe.feeds == ["split", "tokenizer", "crawl", "curate", "tokens"]
+    assert pipe.upstream == ["code", "fetch", "extract", "split", "tokenizer", "crawl", "curate", "tokens"]
+    assert pipe.feeds == ["code", "split", "tokenizer", "crawl", "curate", "tokens"]
     assert pipe.uncached_outputs("recipe@mix-a") == ["reports/recipes/mix-a.json"]
     assert pipe.uncached_outputs("proxies@mix-a") == [] and pipe.uncached_outputs("split") == ["reports/split.json"]
     assert pipe.downstream == ["alignment", "theory", "export", "collect", "metrics", "figures", "report"]
-    assert pipe.downstream_inputs(["a", "b"]) == ["data/tokenizer", "data/tokens", "data/recipes/a", "data/recipes/b",
+    assert pipe.downstream_inputs(["a", "b"]) == ["data/code", "data/tokenizer", "data/tokens", "data/recipes/a", "data/recipes/b",
                                                   "data/runs/proxies/a", "data/runs/proxies/b",
                                                   "data/runs/references/a", "data/runs/references/b"]
     assert pipe.targets(["a", "b"], ("proxies",)) == ["proxies@a", "proxies@b"]

@@ -19,8 +19,33 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_every_stage_lists_exactly_the_code_it_runs():
     """An edit to any module a stage imports (at any depth, even inside a function) reruns it, and
-    no stage reruns for code it never imports. Fix with `python -m proxyrank.tools.deps --fix`."""
+    no stage reruns for code it never imports: the code stage lists every module some stage runs, and
+    each stage depends on its own digest file only. Fix with `python -m proxyrank.tools.deps --fix`."""
     assert deps.gaps(ROOT) == {}
+
+
+def test_a_digest_changes_exactly_when_a_module_of_its_stage_does(tmp_path):
+    """data/code/X.txt is what makes DVC rerun X: it must change with any module X reaches and with
+    nothing else, and the code stage removes the file of a stage script that is gone."""
+    pkg = tmp_path / "proxyrank"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("A = 1\n")
+    (pkg / "b.py").write_text("B = 1\n")
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / "s.py").write_text("def main():\n    from proxyrank import a\n")
+    (tmp_path / "stages" / "t.py").write_text("import proxyrank.b\n")
+    out = tmp_path / "data" / "code"
+    (out).mkdir(parents=True)
+    (out / "gone.txt").write_text("")
+    deps.write_digests(tmp_path, out)
+    assert sorted(f.name for f in out.iterdir()) == ["s.txt", "t.txt"]
+    before = {f.name: f.read_text() for f in out.iterdir()}
+    assert [line.split("  ")[1] for line in before["s.txt"].splitlines()] == ["stages/s.py", "proxyrank/a.py"]
+    (pkg / "a.py").write_text("A = 2\n")
+    deps.write_digests(tmp_path, out)
+    assert (out / "s.txt").read_text() != before["s.txt"]
+    assert (out / "t.txt").read_text() == before["t.txt"]
 
 
 def test_the_closure_follows_function_level_imports(tmp_path):
@@ -96,6 +121,11 @@ def test_the_committed_lock_was_written_by_the_committed_code_and_params():
         for path, dep in locked.items():
             if path.startswith(("proxyrank/", "stages/")) and dep.get("md5") != _md5(ROOT / path):
                 stale.append(f"{name}: {path} changed since the lock")
+            if path.startswith(deps.CODE_DIR + "/"):
+                stage_name = Path(path).stem
+                now = hashlib.md5(deps.digest(ROOT, ROOT / "stages" / f"{stage_name}.py").encode()).hexdigest()
+                if dep.get("md5") != now:
+                    stale.append(f"{name}: the code of stage {stage_name} changed since the lock")
         for key, value in entry.get("params", {}).get("params.yaml", {}).items():
             if _plain(_param(params, key)) != _plain(value):
                 stale.append(f"{name}: params {key} changed since the lock")
