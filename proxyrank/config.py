@@ -372,11 +372,13 @@ def validate(p: Params) -> Params:
 
 
 def _check_export(p: Params) -> None:
-    """export.recipes: "all" or declared recipe names (a misspelt one would silently export nothing)."""
+    """export.recipes: "all", "one-per-group" or declared recipe names (a misspelt one would silently
+    export nothing)."""
     names = p.export.recipes
     if isinstance(names, str):
-        if names != "all":
-            raise ParamsError(f"export.recipes: {names!r}; give all, or a list of recipe names ([] for none)")
+        if names not in ("all", "one-per-group"):
+            raise ParamsError(f"export.recipes: {names!r}; give all, one-per-group, or a list of recipe names "
+                              "([] for none)")
         return
     for name in names:
         if name not in p.recipes:

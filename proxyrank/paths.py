@@ -12,6 +12,7 @@ VALID_TOKENS = TOKENS / "valid"
 RECIPES, RUNS, RESUME = DATA / "recipes", DATA / "runs", DATA / ".resume"
 CRAWL, CURATED = DATA / "crawl.parquet", DATA / "curated"
 MODELS = DATA / "models"  # the tuned references, as Hugging Face folders (training/export.py)
+LIVE = DATA / "live"  # DVCLive's training curves (training/live.py): no DVC output, like data/timings
 
 
 def recipe_stream(recipe: str) -> Path:

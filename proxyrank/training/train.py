@@ -27,6 +27,7 @@ from proxyrank.data.tokens import load_array
 from proxyrank.files import kill_point, sha256, write_json
 from proxyrank.training import models
 from proxyrank.training.checkpoint import claim, drop_leaked_checkpoints
+from proxyrank.training.live import stage_live
 from proxyrank.training.devices import PEAK_BF16_FLOPS, autocast_for, distributed, peak_flops, pick_device
 from proxyrank.training.loop import eval_points, evaluate, train_run
 from proxyrank.training.optim import lr_at, param_groups
@@ -46,7 +47,7 @@ __all__ = ["PEAK_BF16_FLOPS", "TIMING_KEYS", "RunSpec", "TrainParams", "autocast
 CODE_MODULES = ("proxyrank.training.params", "proxyrank.training.presets", "proxyrank.training.models", "proxyrank.training.batches",
                 "proxyrank.training.optim", "proxyrank.training.devices", "proxyrank.training.loop",
                 "proxyrank.training.checkpoint", "proxyrank.training.records", "proxyrank.training.pool",
-                "proxyrank.training.progress",
+                "proxyrank.training.progress", "proxyrank.training.live",
                 "proxyrank.training.train", "proxyrank.data.tokens")
 LIBRARIES = ("torch", "transformers", "numpy")  # model code, kernels and the data order
 
@@ -136,10 +137,17 @@ def run_all(specs: list[RunSpec], t: TrainParams, train_path: Path, valid_paths:
     start = time.perf_counter()
     progress = StageProgress(f"{specs[0].role} {specs[0].recipe}" if specs else "train", len(specs), len(results),
                              quiet=rank != 0)
+    live = stage_live(specs[0].role, specs[0].recipe) if specs and rank == 0 else None  # DVCLive (live.py)
+    for r in results if live else []:
+        live.run(r)
     for r, timing in forked(_work, jobs, workers, in_order=False):
         results.append(r)
         progress.update(f"{r['run_id']} loss {r['loss_mean']:.4f} ({timing['wall_s']:.0f} s)")
+        if live:
+            live.run(r)
     progress.close()
+    if live:
+        live.close()
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         for r in results:
