@@ -208,6 +208,8 @@ def test_tuned_standard_is_the_best_mean_loss_and_tiny_the_nearest_ratio():
     assert picked["lrs"]["tiny30"] == pytest.approx(STANDARD)  # nearest to HIGH / 30 in log space
     assert picked["ratios"]["tiny30"] == pytest.approx(HIGH / STANDARD)
     assert picked["lrs"][f"tiny{HIGH / TINY:g}"] == pytest.approx(TINY)
+    fixed = run_analyze(runs, standard_lr={"gpt2": HIGH}, tiny_ratios=[30])[1]["picked"]["gpt2"]
+    assert fixed["lrs"]["standard"] == pytest.approx(HIGH) and fixed["edge"] is False  # placed there, not tuned
     runs.loc[(runs.role == "proxy") & (runs.lr == HIGH) & (runs.recipe == "r2"), "loss_mean"] = np.nan  # diverged
     _, detail = run_analyze(runs, standard_lr="tuned", tiny_ratios=[30])
     assert detail["picked"]["gpt2"]["lrs"]["standard"] != pytest.approx(HIGH)  # a diverged LR is never the standard

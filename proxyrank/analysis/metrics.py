@@ -196,6 +196,8 @@ def pick_lrs(proxies: pd.DataFrame, standard_lr: str | dict[str, float], tiny_ra
     practitioner tunes once on the average and keeps that LR for every recipe). A tiny LR is the
     grid LR nearest standard / ratio in log space; its achieved ratio is kept beside it ("ratios"),
     so a grid that cannot hold the ratio shows. "tiny" is the absolute tiny_lr where it was run.
+    "edge": a tuned standard LR at either end of its sweep, which may not be the best (a fixed one
+    is where the user put it, often the top of a grid built below it).
     """
     out = {}
     for fam, fdf in proxies.groupby("family", sort=True):
@@ -217,7 +219,7 @@ def pick_lrs(proxies: pd.DataFrame, standard_lr: str | dict[str, float], tiny_ra
         if any(same_lr(lr, tiny_lr) for lr in lrs) and not any(same_lr(lr, tiny_lr) for lr in tags.values()):
             tags["tiny"] = _find_lr(fam, lrs, tiny_lr)  # the absolute one, unless a ratio already landed there
         out[fam] = {"lrs": tags, "ratios": {t: std / lr for t, lr in tags.items()},
-                    "edge": std in (lrs[0], lrs[-1]), "sweep": {float(k): float(v) for k, v in by_lr.items()}}
+                    "edge": isinstance(standard_lr, str) and std in (lrs[0], lrs[-1]), "sweep": {float(k): float(v) for k, v in by_lr.items()}}
     return out
 
 
