@@ -384,6 +384,7 @@ def _fig_domains(detail: dict, tags: dict[str, dict[str, float]], path: Path) ->
         index="domain", columns=["family", "lr"], values="spearman", dropna=False)
     table = table.reindex([d for d in sorted(table.index) if d != "mean"] + ["mean"])
     table = table[[c for f in _families(table.columns.get_level_values(0)) for c in table.columns if c[0] == f]]
+    table = table.loc[:, table.notna().any()]  # each family's own LRs, not every family's
     values = table.to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(max(7.0, 0.62 * values.shape[1] + 2.5), 0.42 * values.shape[0] + 2.4))
     im = ax.imshow(values, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
@@ -401,7 +402,7 @@ def _fig_domains(detail: dict, tags: dict[str, dict[str, float]], path: Path) ->
         if first:
             ax.axvline(first - 0.5, color="k", lw=1.5)
     tiny = _tiny_names(tags)
-    ax.set_xlabel(f"proxy learning rate (std: the family's best-loss LR; {tiny}: std {tiny})")
+    ax.set_xlabel(f"proxy learning rate (std: the family's standard LR; {tiny}: std {tiny})")
     ax.set_title("Spearman vs tuned reference per validation domain (seed means)", pad=22)
     fig.colorbar(im, ax=ax, shrink=0.85).set_label("Spearman vs tuned reference")
     save_png(fig, path)
