@@ -9,19 +9,25 @@ import numpy as np
 import pytest
 import torch
 
+from proxyrank.errors import ParamsError
 from proxyrank.training import live
 from proxyrank.training.train import RunSpec, TrainParams, run_all
 
 
 @pytest.mark.parametrize("env, on", [({}, False), ({"DVC_EXP_BASELINE_REV": "abc"}, True),
                                      ({"PROXYRANK_LIVE": "1"}, True),
-                                     ({"DVC_EXP_BASELINE_REV": "abc", "PROXYRANK_LIVE": "0"}, False)])
+                                     ({"DVC_EXP_BASELINE_REV": "abc", "PROXYRANK_LIVE": "0"}, False),
+                                     ({"PROXYRANK_LIVE": "yes"}, None)])
 def test_live_logging_is_on_inside_dvc_exp_run_or_when_asked(monkeypatch, env, on):
     for key in ("DVC_EXP_BASELINE_REV", "PROXYRANK_LIVE"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    assert live.wanted() is on
+    if on is None:  # a typo is an error naming the variable and what it takes, not silence
+        with pytest.raises(ParamsError, match=r"PROXYRANK_LIVE='yes': give 1 .*, 0 .*, or leave it unset"):
+            live.wanted()
+    else:
+        assert live.wanted() is on
 
 
 def _series(folder, run_id, name):
@@ -41,7 +47,7 @@ def test_a_stage_logs_every_run_curve_resumed_ones_too(tmp_path, monkeypatch):
     folder = tmp_path / "data" / "live" / "proxies" / "r"
     for out in ("out1", "out2"):  # trained, then every run resumed: the folder is the same
         results = run_all(specs, t, tmp_path / "train.npy", {"a": tmp_path / "a.npy"}, 64, tmp_path / "resume",
-                          tmp_path / out)
+                          tmp_path / out, live_dir=folder)
         for r in results:
             assert _series(folder, r["run_id"], "loss_mean") == [(p["step"], p["loss_mean"]) for p in r["curve"]]
             assert _series(folder, r["run_id"], "train_loss") == [(p["step"], p["train_loss"]) for p in r["curve"][1:]]

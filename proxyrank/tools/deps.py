@@ -9,8 +9,8 @@ stage runs and writes one small file per stage, data/code/X.txt, with the SHA-25
 closure (`sha256sum -c` reads it), and stage X depends on that one file. DVC reruns X exactly when a module
 X imports changes, as when X listed them, while dvc.lock holds the module list once instead of once per
 stage. Why: DVC rewrites the whole dvc.lock (a round-trip YAML parse and dump) after every stage it runs;
-with ~40 code deps in each of 83 stages the lock was 519 KB and each rewrite took 7.2 s here, about 10
-minutes of a full `dvc repro` (bench/results/lock_size.md).
+with ~40 code deps in each of 83 stages the lock was 519 KB and each rewrite took 5.7 s here (now 210 KB,
+2.8 s), about 8 minutes of a full rerun (now 4; bench/results/lock_size.md).
 
 `python -m proxyrank.tools.deps` lists the gaps: modules the `code` stage misses or lists without any stage
 running them, and stages that list code directly or lack their data/code file; `--fix` rewrites the `code`

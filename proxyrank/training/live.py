@@ -4,7 +4,8 @@ On under `dvc exp run` (which sets DVC_EXP_BASELINE_REV) or with PROXYRANK_LIVE=
 repro` or with PROXYRANK_LIVE=0, since importing DVCLive and opening a Live cost ~1.5 s per training stage
 here (about a minute of the default's hour) and the stage's own progress lines say how far it is.
 
-One DVCLive folder per training stage, data/live/<role>/<recipe>/, with one series per run
+One DVCLive folder per training stage, data/live/<proxies|references>/<recipe>/ (training/recipe.py
+names it; run_all writes it), with one series per run
 (plots/metrics/<run_id>/<metric>.tsv, step = optimizer steps) and the last point of each in metrics.json.
 A run is logged when it finishes (and, at a stage's start, every run it resumes), in the stage's own
 process: the forked workers never write to it. The folder is no DVC output, like data/timings/: DVCLive's
@@ -16,15 +17,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from proxyrank.paths import LIVE
+from proxyrank.errors import ParamsError
 
 METRICS = ("loss_mean", "train_loss")
 
 
 def wanted() -> bool:
-    """PROXYRANK_LIVE=1 or 0 decides; otherwise on inside `dvc exp run` only."""
-    flag = os.environ.get("PROXYRANK_LIVE")
-    return flag == "1" if flag in ("0", "1") else bool(os.environ.get("DVC_EXP_BASELINE_REV"))
+    """PROXYRANK_LIVE=1 or 0 decides; unset or empty, on inside `dvc exp run` only."""
+    flag = os.environ.get("PROXYRANK_LIVE", "")
+    if flag not in ("", "0", "1"):
+        raise ParamsError(f"PROXYRANK_LIVE={flag!r}: give 1 (log training curves with DVCLive), 0 (do not), "
+                          "or leave it unset (log them under `dvc exp run` only)")
+    return flag == "1" if flag else bool(os.environ.get("DVC_EXP_BASELINE_REV"))
 
 
 class StageLive:
@@ -48,6 +52,6 @@ class StageLive:
         self.live.end()
 
 
-def stage_live(role: str, recipe: str, root: Path = LIVE) -> StageLive | None:
-    """The stage's live folder if live logging is wanted, else None."""
-    return StageLive(root / ("proxies" if role == "proxy" else "references") / recipe) if wanted() else None
+def open_live(folder: Path | None) -> StageLive | None:
+    """A StageLive on `folder` if there is one and live logging is wanted, else None."""
+    return StageLive(folder) if folder is not None and wanted() else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from proxyrank.data import tokens
 from proxyrank.files import atomic_dir
-from proxyrank.paths import RESUME, RUNS, TOKENIZER, recipe_stream, valid_streams
+from proxyrank.paths import LIVE, RESUME, RUNS, TOKENIZER, recipe_stream, valid_streams
 from proxyrank.timings import stage_file
 from proxyrank.training.train import distributed, run_all, run_specs
 
@@ -20,8 +20,9 @@ def train_recipe(p, name: str, role: str) -> None:
     args = (run_specs(p, name, role), p.train, recipe_stream(name), valid_streams(p.split.valid_domains),
             tokens.load(TOKENIZER).get_vocab_size(), RESUME)
     timing = stage_file(f"{FOLDERS[role]}@{name}")  # wall times: not in any output (timings.py)
+    live = LIVE / FOLDERS[role] / name  # DVCLive's curves under `dvc exp run` (live.py): not in any output
     if distributed()[0] != 0:  # under torchrun only rank 0 writes
-        run_all(*args, folder, timing)
+        run_all(*args, folder, timing, live)
         return
     with atomic_dir(folder) as tmp:
-        run_all(*args, tmp, timing)
+        run_all(*args, tmp, timing, live)

@@ -27,7 +27,7 @@ from proxyrank.data.tokens import load_array
 from proxyrank.files import kill_point, sha256, write_json
 from proxyrank.training import models
 from proxyrank.training.checkpoint import claim, drop_leaked_checkpoints
-from proxyrank.training.live import stage_live
+from proxyrank.training.live import open_live
 from proxyrank.training.devices import PEAK_BF16_FLOPS, autocast_for, distributed, peak_flops, pick_device
 from proxyrank.training.loop import eval_points, evaluate, train_run
 from proxyrank.training.optim import lr_at, param_groups
@@ -109,13 +109,15 @@ def _cost(spec: RunSpec, vocab_size: int, seq_len: int) -> int:
 
 
 def run_all(specs: list[RunSpec], t: TrainParams, train_path: Path, valid_paths: dict[str, Path],
-            vocab_size: int, resume_dir: Path, out_dir: Path, timing_path: Path | None = None) -> list[dict]:
+            vocab_size: int, resume_dir: Path, out_dir: Path, timing_path: Path | None = None,
+            live_dir: Path | None = None) -> list[dict]:
     """Train every spec (resuming finished or checkpointed ones), write one JSON per run into out_dir.
 
     Forked CPU workers run jobs side by side; on CUDA or under torchrun the jobs run in turn
     (one GPU per process: spread recipes over GPUs with CUDA_VISIBLE_DEVICES, README). The results
     and the files hold no timing (TIMING_KEYS); each run trained here appends its timing to
-    `timing_path` (timings.py) if given.
+    `timing_path` (timings.py) if given, and its curve to DVCLive's `live_dir` if live logging is on
+    (live.py).
     """
     rank, world = distributed()
     jobs, results = [], []
@@ -137,8 +139,8 @@ def run_all(specs: list[RunSpec], t: TrainParams, train_path: Path, valid_paths:
     start = time.perf_counter()
     progress = StageProgress(f"{specs[0].role} {specs[0].recipe}" if specs else "train", len(specs), len(results),
                              quiet=rank != 0)
-    live = stage_live(specs[0].role, specs[0].recipe) if specs and rank == 0 else None  # DVCLive (live.py)
-    for r in results if live else []:
+    live = open_live(live_dir) if rank == 0 else None
+    for r in results if live else []:  # resumed runs first: the folder starts afresh
         live.run(r)
     for r, timing in forked(_work, jobs, workers, in_order=False):
         results.append(r)
