@@ -36,12 +36,12 @@ def throughput(out: Path, preset: str, device: str, vocab: int, seq_len: int, ba
 
     from proxyrank.training.models import PRESETS
 
-    t = TrainParams(seq_len=seq_len, batch_size=batch, grad_accum=grad_accum, valid_tokens=seq_len + 1,
+    t = TrainParams(seq_len=seq_len, batch_size=batch, grad_accum=grad_accum, valid_tokens=2 * seq_len + 1,
                     eval_points=1, device=device, compile=compile_, workers=1)
     tokens = steps * batch * seq_len
     rng = np.random.default_rng(0)
     data = rng.integers(0, vocab, size=tokens + 1, dtype=np.int64)
-    valid = {"random": rng.integers(0, vocab, size=seq_len + 1, dtype=np.int64)}
+    valid = {"random": rng.integers(0, vocab, size=2 * seq_len + 1, dtype=np.int64)}  # two windows: the halves
     spec = RunSpec("random", "proxy", PRESETS[preset].family, preset, 3e-4, 0, tokens)
     runs = []
     for i in range(repeats):

@@ -63,7 +63,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from proxyrank.training.batches import batch_rows, run_order, run_sequences, windows  # noqa: E402
+from proxyrank.training.batches import (HALVES, batch_rows, halves, loss_keys, run_order,  # noqa: E402
+                                        run_sequences, windows)
 from proxyrank.training.devices import autocast_for, distributed, peak_flops, pick_device  # noqa: E402
 from proxyrank.training.loop import eval_points, train_run  # noqa: E402
 from proxyrank.training.models import PRESETS, build_config, build_model, count_params, train_flops  # noqa: E402
@@ -223,8 +224,9 @@ def _clip_per_run(stack: _Stack, max_norm: float) -> None:
 
 
 def _evaluate(stack: _Stack, valid: dict[str, np.ndarray], seq_len: int, batch_size: int, device,
-              autocast) -> list[dict[str, float]]:
-    """loop.evaluate for every run at once: the same windows and batches, one list entry per run."""
+              autocast) -> list[dict[str, dict[str, float]]]:
+    """loop.evaluate for every run at once: the same windows and held-out halves, one list entry per
+    run ({domain: {"all", "a", "b"}}); each half in its own batches (a batch mean covers one half)."""
     import torch
 
     stack.base.eval()
@@ -232,13 +234,18 @@ def _evaluate(stack: _Stack, valid: dict[str, np.ndarray], seq_len: int, batch_s
     out = [{} for _ in range(n_runs)]
     with torch.no_grad(), autocast():
         for d, arr in valid.items():
-            x = torch.from_numpy(windows(arr, seq_len)).to(device)
-            n = len(x)
-            losses = torch.stack([stack.losses(x[i:i + batch_size], shared_input=True).float()
-                                  for i in range(0, n, batch_size)]).cpu().numpy()  # [batches, N]
-            sizes = [min(batch_size, n - i) for i in range(0, n, batch_size)]
+            means, counts = [], []
+            for part in halves(windows(arr, seq_len)):
+                x = torch.from_numpy(part).to(device)
+                n = len(x)
+                losses = torch.stack([stack.losses(x[i:i + batch_size], shared_input=True).float()
+                                      for i in range(0, n, batch_size)]).cpu().numpy()  # [batches, N]
+                sizes = [min(batch_size, n - i) for i in range(0, n, batch_size)]
+                means.append([float(np.average(losses[:, r], weights=sizes)) for r in range(n_runs)])
+                counts.append(n)
             for r in range(n_runs):
-                out[r][d] = float(np.average(losses[:, r], weights=sizes))
+                out[r][d] = {"all": float(np.average([m[r] for m in means], weights=counts)),
+                             **{h: m[r] for h, m in zip(HALVES, means)}}
     stack.base.train()
     return out
 
@@ -343,8 +350,9 @@ def _add_points(curves: list[list], stack: _Stack, valid, t: TrainParams, device
         if bool(alive[r]):
             curves[r].append({"step": step, "tokens": step * t.batch_size * t.seq_len,
                               "train_loss": None if total is None else float(total[r]),
-                              "loss_mean": float(np.mean(list(losses_r.values()))),
-                              **{f"loss_{d}": v for d, v in losses_r.items()}})
+                              "loss_mean": float(np.mean([v["all"] for v in losses_r.values()])),
+                              **{f"loss_{d}": v["all"] for d, v in losses_r.items()},
+                              **{f"half_{h}_loss": float(np.mean([v[h] for v in losses_r.values()])) for h in HALVES}})
 
 
 def _records(specs: list[RunSpec], t: TrainParams, stack: _Stack, steps: int, curves: list, alive, wall: float,
@@ -367,7 +375,7 @@ def _records(specs: list[RunSpec], t: TrainParams, stack: _Stack, steps: int, cu
                   "mfu": round(achieved / peak, 4) if achieved and peak else None,
                   "diverged": final is None, "curve": curve,
                   "stacked_runs": n_runs, "stacked_wall_s": round(wall, 3), "attn": attn}
-        for key in ["loss_mean"] + [f"loss_{d}" for d in domains]:
+        for key in loss_keys(domains):
             result[key] = final[key] if final else float("nan")
         results.append(result)
     return results

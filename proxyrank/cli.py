@@ -20,7 +20,7 @@ def check(path: str) -> None:
     """Validate a params file (default params.yaml) without touching any output: run it before
     `dvc repro`, which removes a stage's outputs before the stage can refuse bad params. The file
     given is checked whole: its keys against dvc.yaml's stages, and every ladder rung it declares."""
-    from proxyrank.config import missing_stage_params
+    from proxyrank.config import missing_stage_params, parse_params
     from proxyrank.tools.ladder import rung_params
     from proxyrank.training.train import run_specs
 
@@ -29,11 +29,36 @@ def check(path: str) -> None:
     if missing:
         raise ParamsError(f"{path} lacks {', '.join(missing)}, which dvc.yaml's stages depend on; "
                           f"add them (params.yaml has every key)")
+    check_capacity(p, "params")
     for name, rung in p.ladder.rungs.items():
-        rung_params(name, rung, Path(path))
+        check_capacity(parse_params(rung_params(name, rung, Path(path))), f"ladder.rungs.{name}")
     runs = sum(len(run_specs(p, r, role)) for r in p.recipes for role in ("proxy", "reference"))
     print(f"params ok: {len(p.recipes)} recipes, {runs} training runs, "
           f"{p.budget_tokens:,} tokens per recipe")
+
+
+def check_capacity(p, where: str, reports: Path = REPORTS) -> None:
+    """Refuse a token budget larger than a recipe can hold, as its last build measured it
+    (reports/recipes/<recipe>.json: `capacity_tokens`, an estimate within a few per cent). Only a
+    build under the same data params (`data_key`: corpus, split, tokenizer, crawl, curation, seed,
+    the recipe) is trusted; other recipes are checked exactly by their recipe stage when it runs."""
+    import json
+
+    short = []
+    for name in p.recipes:
+        path = reports / "recipes" / f"{name}.json"
+        try:
+            built = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        cap = built.get("capacity_tokens")
+        if built.get("data_key") == p.data_key(name) and isinstance(cap, int) and cap < p.budget_tokens:
+            short.append(f"{name} holds about {cap:,} tokens")
+    if short:
+        raise ParamsError(f"{where}: train.proxy_tokens / train.reference_tokens ask every recipe for "
+                          f"{p.budget_tokens:,} tokens, but {'; '.join(short)} (reports/recipes/<recipe>.json, "
+                          f"capacity_tokens); lower the budget, or give them more text: a bigger crawl.pages "
+                          f"(the crawl recipes), more corpus.sources, or looser curation")
 
 
 def _names(text: str) -> list[str]:
@@ -80,12 +105,13 @@ def command_plan(argv) -> int:
     args = parser.parse_args(argv)
 
     def plan():
-        from proxyrank.tools import plan
+        from proxyrank.tools import ladder, plan
         from proxyrank.files import write_json
 
         p = load_params(args.params)
         costs = plan.run_costs(p)
         print(plan.render(p, costs, args.mfu, args.gpu, args.params, every_run=args.runs))
+        print("\n".join(ladder.rung_lines(p, Path(args.params), args.mfu, args.gpu)))
         if args.json:
             write_json(args.json, plan.summary(p, costs, args.mfu, args.gpu) | {"mfu": args.mfu, "gpu": args.gpu})
 

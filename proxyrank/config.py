@@ -119,6 +119,9 @@ class Rung:
     profile: str = ""  # the params file to start from; empty: the file that declares the ladder
     set: dict[str, typing.Any] = field(default_factory=dict)  # dotted key -> value, e.g. train.proxy_tokens
     gpu: bool = False  # needs CUDA: skipped, and reported as not measured, on a machine without
+    # recipes the rung leaves out: those that cannot hold its token budget (`check` names them and
+    # their capacity), never chosen by their results
+    drop: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,19 @@ class Params:
     def budget_tokens(self) -> int:
         """Every recipe holds exactly the tokens of the longest run: one epoch, nothing repeated."""
         return max(self.train.proxy_tokens, self.train.reference_tokens)
+
+    def data_key(self, name: str) -> str:
+        """A digest of every param that decides what recipe `name` can draw from (the corpus and its
+        manifest file, split, tokenizer, crawl, curation, seed, the recipe): its recipe stage records
+        it beside its capacity, and `check` trusts that capacity only under the same key."""
+        import hashlib
+        import json
+
+        manifest = Path(self.corpus.manifest)
+        parts = {k: dataclasses.asdict(getattr(self, k)) for k in ("corpus", "split", "tokenizer", "crawl", "curation")}
+        parts |= {"seed": self.seed, "recipe": dataclasses.asdict(self.recipe(name)),
+                  "manifest": hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def recipe(self, name: str) -> Recipe:
         if name not in self.recipes:

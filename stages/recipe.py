@@ -17,7 +17,7 @@ def main(p, name):
     with atomic_dir(RECIPES / name) as tmp:
         with open(tmp / "train.npy", "wb") as f:
             np.save(f, stream, allow_pickle=False)
-    write_json(REPORTS / "recipes" / f"{name}.json", manifest)
+    write_json(REPORTS / "recipes" / f"{name}.json", manifest | {"data_key": p.data_key(name)})
     print(f"recipe {name}: {manifest['docs']} docs, {manifest['tokens']} tokens, shares {manifest['shares']}")
 
 

@@ -10,7 +10,7 @@ import torch
 from proxyrank import timings
 from proxyrank.analysis.alignment import AlignmentParams, flat_grad, proxy_batches, scores, state_scores
 from proxyrank.config import parse_params, read_params
-from proxyrank.errors import ParamsError
+from proxyrank.errors import DataError, ParamsError
 from proxyrank.training import models
 from proxyrank.training.batches import valid_windows
 from proxyrank.training.loop import evaluate, train_run
@@ -80,7 +80,7 @@ def test_alignment_is_the_first_order_change_of_the_validation_loss():
     adam = g_d / (((g1 * g1 + g2 * g2) / 2).sqrt() + 1e-8)
 
     def losses():
-        return evaluate(model, valid, SEQ, 4, "cpu", contextlib.nullcontext)
+        return {d: v["all"] for d, v in evaluate(model, valid, SEQ, 4, "cpu", contextlib.nullcontext).items()}
 
     before = losses()
     for direction, key in ((g_d, "alignment"), (adam, "adam_alignment")):
@@ -163,3 +163,16 @@ def test_too_few_proxy_tokens_for_the_batches_is_refused():
     t = TrainParams(seq_len=SEQ, batch_size=4, proxy_tokens=SEQ * 4 * 3)
     with pytest.raises(ParamsError, match="alignment.batches"):
         proxy_batches(_stream(2000, seed=0), t, seed=0, count=4)
+
+
+def test_the_validation_gradient_comes_from_half_a_only():
+    """Half A and half B partition a domain's windows (the first len // 2, then the rest), the cap
+    applies within the half, and a domain with fewer than two windows is refused by evaluate."""
+    valid = {"x": np.arange(SEQ * 5 + 1, dtype=np.uint16)}
+    every = valid_windows(valid, SEQ, 0)["x"]
+    a, b = valid_windows(valid, SEQ, 0, half="a")["x"], valid_windows(valid, SEQ, 0, half="b")["x"]
+    assert (len(a), len(b)) == (2, 3) and np.array_equal(np.concatenate([a, b]), every)
+    assert np.array_equal(valid_windows(valid, SEQ, 1, half="b")["x"], every[2:3])
+    model = models.build_model("gpt2-nano", VOCAB, SEQ)
+    with pytest.raises(DataError, match="split.valid_chars"):
+        evaluate(model, {"x": np.arange(SEQ + 1, dtype=np.uint16)}, SEQ, 4, "cpu", contextlib.nullcontext)

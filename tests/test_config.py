@@ -1,6 +1,7 @@
 """params.yaml validation: every bad value is refused with the key and what is allowed."""
 import copy
 import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -138,6 +139,26 @@ def test_check_command_validates_without_running(tmp_path, params_dict, capsys):
     good.write_text(yaml.safe_dump(params_dict))
     assert main(["check", "--params", str(good)]) == 2
     assert "proxies[0].lrs[0]: must be > 0" in capsys.readouterr().err
+
+
+def test_check_refuses_a_budget_a_recipe_cannot_hold(tmp_path, params_dict):
+    """The capacity a recipe's last build measured is trusted under the same data params only: a
+    budget above it stops `check` naming the recipe and its tokens; a changed crawl makes it unknown."""
+    from proxyrank.cli import check_capacity
+
+    p = parse_params(params_dict)
+    name = next(iter(p.recipes))
+    (tmp_path / "recipes").mkdir()
+    report = {"capacity_tokens": p.budget_tokens - 1, "data_key": p.data_key(name)}
+    (tmp_path / "recipes" / f"{name}.json").write_text(json.dumps(report))
+    with pytest.raises(ParamsError, match=rf"ladder.rungs.x: .* {name} holds about {p.budget_tokens - 1:,} tokens"):
+        check_capacity(p, "ladder.rungs.x", tmp_path)
+    check_capacity(dataclasses.replace(p, train=dataclasses.replace(p.train, proxy_tokens=p.budget_tokens - 1,
+                                                                    reference_tokens=p.budget_tokens - 1)),
+                   "params", tmp_path)  # within capacity
+    bigger = dataclasses.replace(p, crawl=dataclasses.replace(p.crawl, pages=p.crawl.pages * 2))
+    assert bigger.data_key(name) != p.data_key(name)
+    check_capacity(bigger, "params", tmp_path)  # other data: the recipe stage checks when it builds
 
 
 def test_seed_lrs_pick_the_lrs_that_run_every_seed(params_dict):

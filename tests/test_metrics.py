@@ -99,7 +99,7 @@ def _run(recipe, role, lr, seed, mean, books, code, family="gpt2"):
         "recipe": recipe, "group": "A" if recipe in ("r0", "r1") else "B", "role": role,
         "family": family, "model": family + "-s", "n_params": 1000, "lr": lr, "seed": seed,
         "tokens": 100, "steps": 10, "wall_s": 1.0,
-        "loss_mean": mean, "loss_books": books, "loss_code": code,
+        "loss_mean": mean, "loss_books": books, "loss_code": code, "half_b_loss": mean,
     }
 
 
@@ -288,6 +288,23 @@ def test_alignment_is_scored_against_the_reference_and_the_tiny_proxy():
     assert headline["gpt2"]["alignment_spearman_warm"] == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="alignment table lacks"):
         run_analyze(alignment=make_alignment().drop(columns="cosine"))
+
+
+def test_alignment_is_judged_on_held_out_half_b():
+    """The alignment scores take g_val from half A, so they are judged on half B only: here the
+    reference's half-B losses reverse its order, and an init score that predicts the whole-text order
+    scores -1, as does the tiny-LR proxy (which ranks like the whole text) on the same half."""
+    runs = make_runs()
+    ref = runs.role == "reference"
+    runs.loc[ref, "half_b_loss"] = 10 - runs.loc[ref, "loss_mean"]
+    headline, detail = run_analyze(runs, alignment=make_alignment())
+    init = next(r for r in detail["alignment"] if (r["state"], r["score"]) == ("init", "alignment"))
+    assert init["heldout"] == "half_b" and init["spearman"] == pytest.approx(-1.0)
+    assert init["tiny_spearman"] == pytest.approx(-1.0) and init["spearman_vs_tiny"] == pytest.approx(1.0)
+    assert headline["gpt2"]["alignment_spearman_init"] == pytest.approx(-1.0)
+    assert headline["gpt2"]["spearman_tiny100"] == pytest.approx(1.0)  # the rest is scored on the whole text
+    with pytest.raises(ValueError, match="half_b_loss"):
+        run_analyze(make_runs().drop(columns="half_b_loss"), alignment=make_alignment())
 
 
 def test_same_lr_is_relative_only():

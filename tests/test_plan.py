@@ -11,6 +11,7 @@ import yaml
 from conftest import ROOT
 from proxyrank import cli
 from proxyrank.tools import plan
+from proxyrank.tools.ladder import rung_lines, rung_params
 from proxyrank.config import load_params, missing_stage_params, parse_params
 from proxyrank.errors import ParamsError
 
@@ -143,3 +144,21 @@ def test_plan_command_prints_the_paper_cost(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)  # the same entry point in this process: one interpreter start less
     assert cli.main(["plan", "--params", "profiles/paper.yaml", "--gpu", "tpu"]) == 2
     assert "proxyrank plan: error: --gpu: unknown GPU 'tpu'" in capsys.readouterr().err
+
+
+def test_plan_lists_each_rung_along_the_ladder_axes(small, params_dict, tmp_path):
+    """One line per rung: steps and tokens per parameter as the rung sets them, and its CPU and GPU hours
+    equal to the rung's own plan."""
+    params_dict["ladder"] = {"rungs": {"base": {}, "long": {"set": {"train.reference_tokens": 4 * 40960,
+                                                                    "train.proxy_tokens": 2 * 20480}}}}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params_dict))
+    p = load_params(path)
+    lines = {line.split()[0]: line.split() for line in rung_lines(p, path, 0.4, "H100")[3:] if line}
+    ref_n = PYTHIA_N  # the reference: pythia-nano at vocabulary 512, seq_len 64
+    assert lines["base"][4] == "40" and float(lines["base"][6]) == pytest.approx(40960 / ref_n, rel=1e-3)
+    assert lines["long"][4] == "80" and float(lines["long"][6]) == pytest.approx(4 * 40960 / ref_n, rel=1e-3)
+    long = parse_params(rung_params("long", p.ladder.rungs["long"], path))
+    costs = plan.run_costs(long)
+    assert float(lines["long"][8]) == pytest.approx(plan.gpu_hours(sum(c.flops for c in costs), 0.4,
+                                                                    plan.peak_flops("H100")[1]), rel=1e-2)

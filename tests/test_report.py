@@ -34,7 +34,8 @@ def reports(tmp_path, params_dict):
             domains = {f"loss_{d}": loss + rng.normal(0, 0.05) for d in p.split.valid_domains}
             rows.append({"recipe": recipe, "group": p.recipes[recipe].group, "role": role, "family": fam,
                          "model": "m", "n_params": 1000, "lr": lr, "seed": seed, "tokens": 100, "steps": 2,
-                         "diverged": False, "loss_mean": loss, **domains})
+                         "diverged": False, "loss_mean": loss, **domains,
+                         "half_a_loss": loss + rng.normal(0, 0.01), "half_b_loss": loss + rng.normal(0, 0.01)})
             for step in (0, 1, 2):
                 curves.append({"role": role, "recipe": recipe, "run_id": "r", "family": fam, "lr": lr,
                                "seed": seed, "step": step, "tokens": step * 50, "loss_mean": loss + 1 / max(step, 0.5)})
@@ -122,6 +123,7 @@ def test_collect_keeps_timings_out_of_the_tables(tmp_path, params_dict, capsys):
     run = {"recipe": recipe, "role": "proxy", "family": "gpt2", "preset": "gpt2-nano", "lr": 1e-3, "seed": 0,
            "tokens": 4096, "run_id": "gpt2-nano-lr1e-03-s0", "n_params": 1000, "steps": 2, "tokens_trained": 4096,
            "device": "cpu", "world_size": 1, "train_flops": 10, "diverged": False, "loss_mean": 4.0,
+           "half_a_loss": 4.1, "half_b_loss": 3.9,
            "curve": [{"step": 2, "tokens": 4096, "train_loss": 4.1, "loss_mean": 4.0}],
            **{f"loss_{d}": 4.0 for d in p.split.valid_domains}}
     timed = {**run, "wall_s": 3.25, "resumed_from_step": 1, "tokens_per_s": 99.0, "tflops_per_s": None, "mfu": None}

@@ -10,6 +10,10 @@ mixture of all recipes, which is where a model is early in a standard-LR run.
 The proxies train with AdamW, whose step is -eta m/sqrt(v), not -eta g. `adam_alignment` is the
 first-order term along that direction (m and v estimated from the same batches): the term a
 tiny-LR AdamW proxy actually follows, and one that gradient clipping does not rescale.
+
+g_val comes from held-out half A of the validation text only (training/batches.halves); the scores
+are judged against the rankings on half B (metrics.alignment_rows), so a score is never computed on
+the text it is judged on.
 """
 from __future__ import annotations
 
@@ -158,7 +162,7 @@ def model_scores(t: TrainParams, a: AlignmentParams, family: str, preset: str, s
     names = sorted(recipe_paths)
     valid = {d: torch.from_numpy(x).to(device) for d, x in valid_windows(
         {d: load_array(Path(path)) for d, path in valid_paths.items()}, t.seq_len,
-        a.valid_windows_per_domain).items()}
+        a.valid_windows_per_domain, half="a").items()}  # judged on half B (metrics.alignment_rows)
     warm_rounds = -(-a.warm_steps // len(names))
     batches = {r: torch.from_numpy(proxy_batches(load_array(Path(recipe_paths[r])), t, seed,
                                                  a.batches + warm_rounds)).to(device) for r in names}

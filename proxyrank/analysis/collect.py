@@ -16,7 +16,7 @@ from proxyrank.errors import DataError
 from proxyrank.files import atomic_path
 
 FIRST_COLUMNS = ["recipe", "group", "role", "family", "model", "n_params", "lr", "seed", "tokens", "steps",
-                 "diverged", "loss_mean"]  # then loss_<domain>, sorted
+                 "diverged", "loss_mean", "half_a_loss", "half_b_loss"]  # then loss_<domain>, sorted
 
 
 def collect(p: Params, runs_dir: Path, runs_csv: Path, curves_csv: Path) -> pd.DataFrame:

@@ -317,12 +317,18 @@ def cheapest(rows: list[dict], family: str, target: float) -> dict | None:
 
 
 ALIGNMENT_SCORES = ("alignment", "adam_alignment", "cosine")  # alignment.py; higher = predicted lower loss
+HELDOUT = "half_b_loss"  # the held-out half the alignment scores are judged on (training/batches.halves)
 
 
 def alignment_rows(scores: pd.DataFrame, ref: pd.Series, tiny: dict[str, pd.Series], proxy_tokens: dict[str, float],
                    n_boot: int, seed: int) -> list[dict]:
     """The zero-training proxy against the tuned reference and against the tiny-LR proxies, with its
-    cost in tokens passed forward and backward per recipe, beside a proxy run's trained tokens."""
+    cost in tokens passed forward and backward per recipe, beside a proxy run's trained tokens.
+
+    The scores take their validation gradient from held-out half A (alignment.py), so `ref` and
+    `tiny` are the rankings on half B (`half_b_loss`): text the score never saw. `tiny_spearman`
+    is the tiny-LR proxy's own Spearman against the reference on the same half, the like-for-like
+    comparison."""
     missing = [c for c in ("family", "seed", "state", "recipe", "tokens", *ALIGNMENT_SCORES) if c not in scores]
     if missing:
         raise DataError(f"alignment table lacks required columns: {missing}")
@@ -333,9 +339,12 @@ def alignment_rows(scores: pd.DataFrame, ref: pd.Series, tiny: dict[str, pd.Seri
             predicted = -df.groupby("recipe")[name].mean()  # seed mean; more alignment, lower loss
             row = _compare(predicted, ref, True, n_boot, seed)
             _, p, t = _aligned(predicted, tiny[fam]) if fam in tiny else ([], [], [])
+            _, q, r = _aligned(tiny[fam], ref) if fam in tiny else ([], [], [])
             out.append({"family": fam, "state": state, "score": name, "n_seeds": int(df["seed"].nunique()),
+                        "heldout": "half_b",
                         **{k: v for k, v in row.items() if k != "regret"},
                         "spearman_vs_tiny": json_number(spearman(p, t)) if len(p) else None,
+                        "tiny_spearman": json_number(spearman(q, r)) if len(q) else None,
                         "tokens_per_recipe": tokens,
                         "cost_vs_proxy_run": tokens / proxy_tokens[fam] if fam in proxy_tokens else None})
     return out
@@ -377,12 +386,17 @@ def analyze(
                                                    n_boot, seed)
     front = frontier(curves, ref["loss_mean"], n_boot, seed) if curves is not None else []
     aligned = []
-    if alignment is not None:
+    if alignment is not None:  # judged on held-out half B, the text its validation gradient left out
+        if HELDOUT not in runs:
+            raise DataError(f"runs table lacks {HELDOUT!r}, the loss on held-out half B against which the "
+                            f"zero-training proxy is scored; rerun the training stages (older run records "
+                            f"lack it) or score without the alignment table")
         first_tiny = tiny_tag(tiny_ratios[0])
         tiny = {fam: proxies[(proxies.family == fam) & same_lr(proxies.lr, v["lrs"][first_tiny])]
-                .groupby("recipe")["loss_mean"].mean() for fam, v in picked.items()}
+                .groupby("recipe")[HELDOUT].mean() for fam, v in picked.items()}
         tokens = {fam: float(proxies.loc[proxies.family == fam, "tokens"].mean()) for fam in families}
-        aligned = alignment_rows(alignment, ref["loss_mean"], tiny, tokens, n_boot, seed)
+        ref_b = tune(runs[runs["role"] == "reference"], ["loss_mean", HELDOUT])[HELDOUT]
+        aligned = alignment_rows(alignment, ref_b, tiny, tokens, n_boot, seed)
     n = len(ref)
     headline: dict = {"n_recipes": n, "n_pairs": n * (n - 1) // 2,
                       "random_regret1": random_regret(ref["loss_mean"].to_numpy(float))[0]}

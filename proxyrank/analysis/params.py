@@ -25,8 +25,8 @@ class AlignmentParams:
     warm_lr                   constant LR of the warm start: a standard LR (the nano proxies' best
                               in a pilot), so the warm model is where a standard proxy is part-way
                               into its run (a tiny LR would leave it at its initialisation).
-    valid_windows_per_domain  cap on the seq_len windows per validation domain used for g_val
-                              (0: all, as the proxies' evaluation uses).
+    valid_windows_per_domain  cap on the seq_len windows per validation domain used for g_val, of
+                              held-out half A (0: all of it); the scores are judged on half B.
     Defaults are params.yaml's values.
     """
 

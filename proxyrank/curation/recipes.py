@@ -269,7 +269,7 @@ def _fill(recipe: Recipe, tok, cand: _Candidates, weights: dict[str, float], bud
             raise RecipeError(f"recipe {recipe.name!r}: {cand.key_name} {k!r} has {got} tokens after curation "
                               f"but its share {w:.3f} of the {budget}-token budget needs {need}; lower "
                               f"the budget (train.proxy_tokens / reference_tokens), its weight, or "
-                              f"loosen the curation (a bigger crawl.pages)")
+                              f"give it more text (a bigger crawl.pages, more corpus.sources) or looser curation")
     return taken, pieces
 
 
@@ -293,6 +293,7 @@ def build(recipe: Recipe, docs: pa.Table, tok, budget: int, seed: int, c: Curati
     manifest = {
         "recipe": recipe.name, "group": recipe.group, "source": recipe.source,
         "tokens": int(len(stream)), "docs": int(len(taken)),
+        "capacity_tokens": capacity(cand, weights, taken, lengths),
         "filters": list(recipe.filters), "dedup": recipe.dedup,
         "target_shares": {k: round(w, 4) for k, w in weights.items()},
         "shares": {str(k): round(float(lengths[key[taken] == k].sum() / lengths.sum()), 4) for k in weights},
@@ -303,6 +304,20 @@ def build(recipe: Recipe, docs: pa.Table, tok, budget: int, seed: int, c: Curati
     if "kind" in docs.column_names:
         manifest["pages"] = _page_mix(docs, taken)
     return stream, manifest
+
+
+def capacity(cand: _Candidates, weights: dict[str, float], taken: np.ndarray, lengths: np.ndarray) -> int:
+    """About the largest budget the recipe could fill without repeating a document: per key of its
+    mix, the characters alive after curation at the tokens per character of its documents already
+    encoded (EOS included), over the key's share; the least over keys. An estimate within a few per
+    cent (documents differ in tokens per character); `check` compares budgets with it, and `build`
+    stays the exact check."""
+    est = []
+    for k, w in weights.items():
+        mine = cand.key[taken] == k
+        rate = lengths[mine].sum() / max(1, cand.chars[taken[mine]].sum())
+        est.append(cand.chars[cand.alive & (cand.key == k)].sum() * rate / w)
+    return int(min(est))
 
 
 def _page_mix(docs: pa.Table, taken: np.ndarray) -> dict[str, int]:

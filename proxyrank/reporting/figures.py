@@ -467,7 +467,8 @@ def _alignment_points(ax, aligned: pd.DataFrame) -> None:
         r = d.iloc[0]
         y, lo, hi = (float(r[k]) if r[k] is not None else math.nan for k in ("spearman", "spearman_lo", "spearman_hi"))
         ax.errorbar(r.tokens_per_recipe * 1.12 ** i, y, yerr=[[y - lo], [hi - y]], fmt=markers.get(score, "D"), ms=7,
-                    capsize=2, lw=0.8, color="#a50f15" if state == "warm" else "k", label=f"{score} ({state})")
+                    capsize=2, lw=0.8, color="#a50f15" if state == "warm" else "k",
+                    label=f"{score} ({state}; held-out half B)")
 
 
 def _fig_frontier(detail: dict, tags: dict[str, dict[str, float]], path: Path) -> None:

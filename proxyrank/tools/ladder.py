@@ -12,6 +12,7 @@ figures and the report read. Rungs marked `gpu: true` are skipped on a machine w
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import shutil
@@ -27,12 +28,21 @@ from proxyrank.errors import CommandError, ParamsError
 from proxyrank.tools.scale import child_env, git
 
 LADDER_CSV = Path("reports") / "ladder.csv"
+VALIDITY = ["v1_pass", "v1_best_fixed_spearman", "v1_seed_ceiling", "v1_optima_spread", "v2_standard_pass",
+            "v2_tiny_pass", "v2_tiny_loss_drop", "v2_tiny_reliability", "v3_ceiling", "v4_delta", "v4_lo", "v4_hi",
+            "can_test"]
+"""Per rung and family: V1 (tuning matters: pass, the best fixed-LR reference's Spearman with the tuned
+one, the seed ceiling it is compared with, the optima's spread), V2 at the standard and the first
+tiny LR (pass, loss drop from step 0, split-half reliability), V3's seed-vs-seed ceiling, V4's
+tiny - standard contrast with its paired CI, and the verdict."""
 WORKSPACES = Path(".dvc") / "tmp" / "ladder"
 COLUMNS = ["rung", "family", "proxy_preset", "proxy_params", "proxy_tokens", "reference_preset",
            "reference_params", "reference_tokens", "reference_flops", "standard_lr", "tiny_lr",
            "spearman_standard", "spearman_standard_lo", "spearman_standard_hi", "spearman_tiny",
            "spearman_tiny_lo", "spearman_tiny_hi", "best_spearman_lr", "best_spearman", "n_recipes", "runs",
-           "train_hours", "device", "commit", "params_sha"]
+           "train_hours", "device", "commit", "params_sha",
+           # the axes of issue 15 and the validity checks (reports/validity.json; empty for rows older than it)
+           "proxy_steps", "reference_tokens_per_param", *VALIDITY]
 
 
 def rung_params(name: str, rung: Rung, base: Path) -> dict:
@@ -46,11 +56,49 @@ def rung_params(name: str, rung: Rung, base: Path) -> dict:
     data["ladder"] = {"rungs": {}}  # a rung has no ladder of its own
     for key, value in rung.set.items():
         override(data, key, value, f"{where}.set")
+    for recipe in rung.drop:
+        if recipe not in data.get("recipes", {}):
+            hint = difflib.get_close_matches(recipe, data.get("recipes", {}), n=1)
+            raise ParamsError(f"{where}.drop: unknown recipe {recipe!r}" + (f" (did you mean {hint[0]!r}?)" if hint
+                              else "") + f"; declared: {', '.join(data.get('recipes', {}))}")
+        del data["recipes"][recipe]
     try:
         parse_params(data)
     except ParamsError as e:
         raise ParamsError(f"{where}: {e}") from None
     return data
+
+
+def rung_lines(p: Params, base: Path, mfu: float, gpu: str) -> list[str]:
+    """One line per ladder rung (`ladder.rungs`): its runs, the axes issue 15 varies (proxy steps,
+    reference tokens per parameter, proxy width) and its training hours on the reference CPU beside
+    its GPU-hours."""
+    from proxyrank.tools.plan import hours_text, cpu_rates, cpu_worker_hours, gpu_hours, peak_flops, run_costs, vocab_size
+    from proxyrank.training.models import param_count
+    from proxyrank.training.presets import PRESETS
+    from proxyrank.training.params import steps_from_tokens
+
+    if not p.ladder.rungs:
+        return []
+    _, peak = peak_flops(gpu)
+    rates = cpu_rates()
+    head = (f"{'rung':<14} {'runs':>6} {'proxy':>12} {'width':>5} {'steps':>6} {'reference':>13} {'tok/param':>9} "
+            f"{'CPU-h (wall)':>12} {'GPU-h':>8}")
+    L = ["ladder rungs (`python -m proxyrank ladder RUNG`): training only; CPU wall hours on train.workers "
+         "one-thread workers of the reference CPU", head, "-" * len(head)]
+    for name, rung in p.ladder.rungs.items():
+        r = parse_params(rung_params(name, rung, base))
+        costs = run_costs(r)
+        ref_n = param_count(r.reference.preset, vocab_size(r), r.train.seq_len)
+        proxy = r.proxies[0].preset if len({s.preset for s in r.proxies}) == 1 else \
+            "/".join(sorted({s.preset.split("-", 1)[1] for s in r.proxies}))
+        width = "/".join(str(w) for w in sorted({PRESETS[s.preset].hidden for s in r.proxies}))
+        cpu = cpu_worker_hours(costs, rates)
+        L.append(f"{name:<14} {len(costs):>6,} {proxy:>12} {width:>5} {steps_from_tokens(r.train.proxy_tokens, r.train):>6,} "
+                 f"{r.reference.preset:>13} {r.train.reference_tokens / ref_n:>9.3g} "
+                 f"{'-' if cpu is None else hours_text(cpu / r.train.workers):>12} "
+                 f"{hours_text(gpu_hours(sum(c.flops for c in costs), mfu, peak)):>8}")
+    return L + [""]
 
 
 def _workspace(root: Path, name: str) -> tuple[Path, str, bool]:
@@ -122,6 +170,7 @@ def rows(name: str, data: dict, reports: Path, commit: str, dirty: bool, device:
     from proxyrank.analysis.metrics import same_lr
     from proxyrank.tools import plan
     from proxyrank.training.models import param_count, train_flops
+    from proxyrank.training.params import steps_from_tokens
 
     p = parse_params(data)
     metrics = json.loads((reports / "metrics.json").read_text())
@@ -156,8 +205,28 @@ def rows(name: str, data: dict, reports: Path, commit: str, dirty: bool, device:
                     f"spearman_{tag}_hi": r.spearman_hi}
         best = fam.loc[fam.spearman.astype(float).idxmax()] if fam.spearman.notna().any() else None
         row["best_spearman"] = None if best is None else best.spearman
+        row["proxy_steps"] = steps_from_tokens(t.proxy_tokens, t)
+        row["reference_tokens_per_param"] = round(t.reference_tokens / ref_n, 3)
+        validity = reports / "validity.json"
+        if validity.is_file():
+            row |= validity_columns(json.loads(validity.read_text()), spec.family, first_tiny)
         out.append(row)
     return out
+
+
+def validity_columns(v: dict, family: str, tiny_tag: str) -> dict:
+    """One family's VALIDITY columns from a rung's reports/validity.json."""
+    def v2(tag: str) -> dict:
+        return next((r for r in v["V2"] if r["family"] == family and tag in r.get("tags", [r.get("tag")])), {})
+
+    v4 = next((r for r in v["V4"] if r["family"] == family and r["tag"] == tiny_tag), {})
+    std, tiny = v2("standard"), v2(tiny_tag)
+    return {"v1_pass": v["V1"].get("pass"), "v1_best_fixed_spearman": v["V1"].get("best_fixed_spearman"),
+            "v1_seed_ceiling": v["V1"].get("seed_ceiling"), "v1_optima_spread": v["V1"].get("optima_spread"),
+            "v2_standard_pass": std.get("passed"), "v2_tiny_pass": tiny.get("passed"),
+            "v2_tiny_loss_drop": tiny.get("loss_drop"), "v2_tiny_reliability": tiny.get("reliability"),
+            "v3_ceiling": v["V3"].get("ceiling"), "v4_delta": v4.get("delta"), "v4_lo": v4.get("lo"),
+            "v4_hi": v4.get("hi"), "can_test": v.get("verdict", {}).get(family, {}).get("can_test")}
 
 
 def merge(path: Path, new: list[dict], rung: str) -> None:

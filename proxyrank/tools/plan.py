@@ -173,7 +173,7 @@ def _flops(x: float) -> str:
     return f"{x:.2e}".replace("e+", "e")
 
 
-def _hours(h: float) -> str:
+def hours_text(h: float) -> str:
     return f"{h:,.0f}" if h >= 100 else f"{h:.3g}"
 
 
@@ -191,7 +191,7 @@ def render(p: Params, costs: list[RunCost], mfu: float, gpu: str, source: str, e
         f"{mfu * peak / 1e12:.0f} TFLOP/s sustained per GPU; FLOPs per token 6N + 12·L·d·T (N parameters "
         f"with embeddings, L layers, d width, T seq_len; train.py logs each run's MFU the same way); "
         f"evaluation: forward passes, one third of that per token. Spread over G GPUs: about "
-        f"{_hours(total_h)} / G hours of wall time.", 100) + [""]
+        f"{hours_text(total_h)} / G hours of wall time.", 100) + [""]
     L += _cpu_lines(p, costs, rates)
     L += _disk_lines(p, costs)
     if every_run:
@@ -222,7 +222,7 @@ def _setup_lines(p: Params, costs: list[RunCost], source: str) -> list[str]:
 
 def _cpu_h(cs: list[RunCost], rates: dict) -> str:
     """Worker-hours of runs `cs` on the reference CPU, or '-' without its measurement."""
-    return "-" if not rates else _hours(cpu_worker_hours(cs, rates))
+    return "-" if not rates else hours_text(cpu_worker_hours(cs, rates))
 
 
 def _cpu_lines(p: Params, costs: list[RunCost], rates: dict) -> list[str]:
@@ -233,8 +233,8 @@ def _cpu_lines(p: Params, costs: list[RunCost], rates: dict) -> list[str]:
     guessed = sorted({f"{c.spec.preset} as {cpu_seconds(c, rates)[1]}" for c in costs if c.spec.preset not in rates})
     return textwrap.wrap(
         f"On this project's reference CPU (2 cores, no GPU; FLOP/s per preset measured over a study's runs, "
-        f"bench/results/cpu_throughput.json): about {_hours(hours)} worker-hours of training, i.e. "
-        f"{_hours(hours / workers)} hours of wall time on train.workers = {workers} one-thread workers. Training "
+        f"bench/results/cpu_throughput.json): about {hours_text(hours)} worker-hours of training, i.e. "
+        f"{hours_text(hours / workers)} hours of wall time on train.workers = {workers} one-thread workers. Training "
         f"only: the data stages, the analysis and DVC's bookkeeping come on top (the default's, stage by stage: "
         f"bench/results/default_study_cpu.md)."
         + (f" Never measured there, so timed at the rate of the measured preset nearest in size, which a bigger "
@@ -254,14 +254,14 @@ def _run_lines(costs: list[RunCost], mfu: float, peak: float, rates: dict, ex: l
         seeds = ",".join(str(x) for x in sorted({c.spec.seed for c in cs}))
         flops = sum(c.flops for c in cs)
         L.append(f"{role:<10} {family:<7} {preset:<12} {_n(cs[0].n_params):>7} {_n(cs[0].tokens):>7} {lr:>8.1e} "
-                 f"{seeds:<8} {len(cs):>5} {_flops(flops):>8} {_hours(gpu_hours(flops, mfu, peak)):>8} "
+                 f"{seeds:<8} {len(cs):>5} {_flops(flops):>8} {hours_text(gpu_hours(flops, mfu, peak)):>8} "
                  f"{_cpu_h(cs, rates):>8}")
     L += ["", f"{'':<10} {'runs':>6} {'largest':>8} {'tokens':>8} {'train FLOPs':>12} {'eval FLOPs':>11} "
               f"{'GPU-hours':>10} {'CPU-hours':>10}"]
     def row(label: str, cs: list[RunCost]) -> str:
         return (f"{label:<10} {len(cs):>6,} {_n(max(c.n_params for c in cs)):>8} {_n(sum(c.tokens for c in cs)):>8} "
                 f"{_flops(sum(c.train_flops for c in cs)):>12} {_flops(sum(c.eval_flops for c in cs)):>11} "
-                f"{_hours(gpu_hours(sum(c.flops for c in cs), mfu, peak)):>10} {_cpu_h(cs, rates):>10}")
+                f"{hours_text(gpu_hours(sum(c.flops for c in cs), mfu, peak)):>10} {_cpu_h(cs, rates):>10}")
 
     L += [row(role, [c for c in costs if role in (c.spec.role, "total")]) for role in (*ROLES, "total")]
     if not ex:

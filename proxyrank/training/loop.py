@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from proxyrank.errors import ParamsError
+from proxyrank.errors import DataError, ParamsError
 from proxyrank.files import kill_point
 from proxyrank.training import models
-from proxyrank.training.batches import batch_rows, run_order, run_sequences, windows
+from proxyrank.training.batches import (HALVES, batch_rows, halves, loss_keys, run_order, run_sequences,
+                                        windows)
 from proxyrank.training.checkpoint import load_checkpoint, save_checkpoint
 from proxyrank.training.devices import autocast_for, distributed, peak_flops, pick_device
 from proxyrank.training.optim import adamw, clipped_step, lr_at, set_lr
@@ -32,8 +33,11 @@ def eval_points(steps: int, n: int) -> list[int]:
 
 
 def evaluate(model, valid: dict[str, np.ndarray], seq_len: int, batch_size: int, device,
-             autocast) -> dict[str, float]:
-    """Mean next-token loss per validation domain over non-overlapping windows."""
+             autocast) -> dict[str, dict[str, float]]:
+    """Mean next-token loss per validation domain over non-overlapping windows: {domain: {"all": ..,
+    "a": .., "b": ..}}, the whole text and its two held-out halves (batches.halves). One pass: each
+    window's mean loss, then the means over the windows of each part (the windows are of equal length,
+    so the mean over windows is the mean over tokens)."""
     import torch
 
     model.eval()
@@ -41,13 +45,23 @@ def evaluate(model, valid: dict[str, np.ndarray], seq_len: int, batch_size: int,
     with torch.no_grad(), autocast():
         for d, arr in valid.items():
             x = torch.from_numpy(windows(arr, seq_len)).to(device)
-            n = len(x)
-            losses = [model(input_ids=x[i:i + batch_size], labels=x[i:i + batch_size]).loss.float().item()
-                      for i in range(0, n, batch_size)]
-            sizes = [min(batch_size, n - i) for i in range(0, n, batch_size)]
-            out[d] = float(np.average(losses, weights=sizes))
+            if len(x) < 2:
+                raise DataError(f"validation domain {d!r} holds {len(arr)} tokens, fewer than the two "
+                                f"windows of {seq_len} that its held-out halves need; raise split.valid_chars")
+            per_window = torch.cat([_window_losses(model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+            parts = halves(per_window.double().cpu().numpy())
+            out[d] = {"all": float(np.concatenate(parts).mean()), **{h: float(v.mean()) for h, v in zip(HALVES, parts)}}
     model.train()
     return out
+
+
+def _window_losses(model, x):
+    """Each row's mean next-token cross-entropy (as the HF models' own loss, computed in fp32)."""
+    import torch.nn.functional as F
+
+    logits = model(input_ids=x).logits[:, :-1].float()
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="none")
+    return loss.view(len(x), -1).mean(dim=1)
 
 
 def split_batch(t: TrainParams, world: int) -> tuple[int, int]:
@@ -118,7 +132,7 @@ def train_run(spec: RunSpec, t: TrainParams, train_tokens: np.ndarray, valid: di
         model.save_pretrained(save_to, safe_serialization=True)
     record = _record(spec, t, n_params, steps, device, world, final is None, curve)
     return {**record, **_timing(record, state["step"], state["wall_s"] + run_wall, run_wall, device),
-            **{key: final[key] if final else float("nan") for key in ["loss_mean"] + [f"loss_{d}" for d in valid]}}
+            **{key: final[key] if final else float("nan") for key in loss_keys(valid)}}
 
 
 def _parallel(model, t: TrainParams, world: int, device):
@@ -155,11 +169,14 @@ def _batch_loss(net, rows: np.ndarray, t: TrainParams, micro: int, world: int, d
 
 def _point(model, valid, t: TrainParams, device, autocast, step: int, total) -> dict:
     """One point of the loss curve: validation losses after `step` steps (and the training loss
-    of the last batch, None at step 0)."""
+    of the last batch, None at step 0): the mean over domains, each domain's, and the mean over
+    domains on each held-out half (half_a_loss, half_b_loss)."""
     losses = evaluate(model, valid, t.seq_len, t.batch_size * 4, device, autocast)
     return {"step": step, "tokens": step * t.batch_size * t.seq_len,
             "train_loss": None if total is None else float(total.item()),
-            "loss_mean": float(np.mean(list(losses.values()))), **{f"loss_{d}": v for d, v in losses.items()}}
+            "loss_mean": float(np.mean([v["all"] for v in losses.values()])),
+            **{f"loss_{d}": v["all"] for d, v in losses.items()},
+            **{f"half_{h}_loss": float(np.mean([v[h] for v in losses.values()])) for h in HALVES}}
 
 
 def _keep(folder: Path, model, opt, state: dict, wall, rank: int, world: int) -> None:

@@ -27,6 +27,10 @@ PRESETS = {
     "opt-nano": Preset("opt", 32, 1, 2, 128),
     "opt-tiny": Preset("opt", 64, 2, 2, 256),
     "opt-mini": Preset("opt", 128, 2, 4, 512),
+    # the nano proxies 4x as wide, depth and head width kept (the ladder's width axis, rung proxy-wide)
+    "gpt2-nano-x4": Preset("gpt2", 128, 1, 8, 512),
+    "pythia-nano-x4": Preset("pythia", 128, 1, 8, 512),
+    "opt-nano-x4": Preset("opt", 128, 1, 8, 512),
     # the paper's models, public shapes
     "gpt2-125m": Preset("gpt2", 768, 12, 12, 3072),
     "opt-125m": Preset("opt", 768, 12, 12, 3072),

@@ -13,6 +13,7 @@ import json
 import math
 from pathlib import Path
 
+from proxyrank.training.batches import loss_keys
 from proxyrank.training.params import RunSpec, TrainParams
 
 
@@ -75,7 +76,7 @@ def record_problem(record, spec: RunSpec, key: dict, domains: list[str]) -> str 
     wrong += [f for f, v in expected.items() if f not in wrong and not (json_is(result.get(f), type(v))
                                                                          and result[f] == v)]
     # a diverged run's losses are NaN, stored as null; any other run's are numbers
-    losses = ["loss_mean"] + [f"loss_{d}" for d in domains]
+    losses = loss_keys(domains)
     wrong += [k for k in losses if not (json_is(result.get(k), float) or (k in result and result[k] is None
                                                                           and result.get("diverged") is True))]
     if wrong:
