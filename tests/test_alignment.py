@@ -176,3 +176,25 @@ def test_the_validation_gradient_comes_from_half_a_only():
     model = models.build_model("gpt2-nano", VOCAB, SEQ)
     with pytest.raises(DataError, match="split.valid_chars"):
         evaluate(model, {"x": np.arange(SEQ + 1, dtype=np.uint16)}, SEQ, 4, "cpu", contextlib.nullcontext)
+
+
+def test_scores_read_half_a_of_the_validation_text_only(tmp_path):
+    """Replacing half B of every validation domain leaves the scores unchanged; replacing half A
+    changes them: the score never sees the text it is judged on."""
+    p = _params(presets=("gpt2-nano",))
+    a = AlignmentParams(batches=2, warm_steps=0)
+    recipes = _save(tmp_path, {"match": _stream(2000, seed=3)})
+    base = _stream(SEQ * 6 + 1, seed=1)  # 6 windows: half A is the first 3
+
+    def run(valid):
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        folder.mkdir()
+        return scores(p.train, p.proxies, a, recipes, _save(folder, {"v": valid}), VOCAB)
+
+    other = np.random.default_rng(9).integers(0, VOCAB, len(base)).astype(np.uint16)
+    new_b, new_a = base.copy(), base.copy()
+    new_b[SEQ * 3:] = other[SEQ * 3:]
+    new_a[:SEQ * 3] = other[:SEQ * 3]
+    first = run(base)
+    assert first.equals(run(new_b))
+    assert not np.allclose(first.alignment, run(new_a).alignment)

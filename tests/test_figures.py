@@ -81,14 +81,30 @@ def synthetic(tmp_path_factory):
     write_json(folder / "metrics.json", headline)
     table, _ = study(THEORY)
     table.to_csv(folder / "theory.csv", index=False)
-    pd.DataFrame([{"rung": "small", "family": fam, "proxy_preset": f"{fam}-nano", "proxy_params": 1000,
-                   "proxy_tokens": 4096, "reference_preset": "pythia-nano", "reference_params": 5000,
-                   "reference_tokens": 8192, "reference_flops": 3e10, "standard_lr": 3e-3, "tiny_lr": 1e-5,
-                   "spearman_standard": 0.5, "spearman_standard_lo": 0.1, "spearman_standard_hi": 0.8,
-                   "spearman_tiny": -0.25, "spearman_tiny_lo": -0.6, "spearman_tiny_hi": 0.2,
-                   "best_spearman_lr": 1e-4, "best_spearman": 0.75} for fam in BEST]).to_csv(
-        folder / "ladder.csv", index=False)
+    ladder_rows(folder / "ladder.csv")
     return folder
+
+
+LADDER_V4 = {"default": (97, 0.87, -0.2, -0.5, 0.1, False), "long": (5000, 0.87, 0.4, 0.1, 0.7, True),
+             "tpp5": (97, 5.0, 0.1, -0.2, 0.4, True)}
+"""rung -> (proxy steps, reference tokens per parameter, V4 delta, lo, hi, can test): `long` is on the
+steps axis, `tpp5` on the tokens-per-parameter axis, both beside `default`; `small` has no V columns."""
+
+
+def ladder_rows(path: Path) -> None:
+    """A ladder.csv: a rung measured before the validity checks, and three with them."""
+    rows = [{"rung": "small", "family": fam, "proxy_preset": f"{fam}-nano", "proxy_params": 1000,
+             "proxy_tokens": 4096, "reference_preset": "pythia-nano", "reference_params": 5000,
+             "reference_tokens": 8192, "reference_flops": 3e10, "standard_lr": 3e-3, "tiny_lr": 1e-5,
+             "spearman_standard": 0.5, "spearman_standard_lo": 0.1, "spearman_standard_hi": 0.8,
+             "spearman_tiny": -0.25, "spearman_tiny_lo": -0.6, "spearman_tiny_hi": 0.2,
+             "best_spearman_lr": 1e-4, "best_spearman": 0.75} for fam in BEST]
+    for rung, (steps, tpp, delta, lo, hi, can) in LADDER_V4.items():
+        rows += [rows[k] | {"rung": rung, "proxy_steps": steps, "proxy_width": 32, "reference_tokens_per_param": tpp,
+                            "reference_tokens": int(tpp * 5000), "reference_flops": 3e10 * tpp,
+                            "v1_pass": can, "v2_standard_pass": True, "v2_tiny_pass": can, "v3_ceiling": 0.9,
+                            "v4_delta": delta, "v4_lo": lo, "v4_hi": hi, "can_test": can} for k in range(len(BEST))]
+    pd.DataFrame(rows).to_csv(path, index=False)
 
 
 @pytest.fixture
@@ -288,3 +304,34 @@ def test_analysis_without_picked_lrs_names_the_key(params, folder):
     write_json(folder / "analysis.json", detail)
     with pytest.raises(ValueError, match="analysis.json: no 'picked'.*metrics"):
         fg.figures(params, folder)
+
+
+def test_ladder_draws_each_axis_with_the_rungs_on_it(drawn):
+    """Panel a: every rung by compute; b (tokens per parameter): default and tpp5; c (steps): default and
+    long; d (width): the default alone. Two error-bar sets (can test / cannot) per family where both occur."""
+    summary, _, _ = drawn
+    ladder = summary["ladder.png"]
+    assert ladder.panels == 4
+    assert ladder.lines[1] == ladder.lines[2] == len(BEST)  # one line per family through its two rungs
+    assert ladder.points[1] == ladder.points[2] == 2 * len(BEST) and ladder.points[3] == len(BEST)
+    from proxyrank.reporting.figures import LADDER_AXES, axis_rows
+
+    table = pd.read_csv(drawn[2] / "ladder.csv")
+    on = {col: sorted(set(axis_rows(table, col, keep).rung)) for col, _, _, keep in LADDER_AXES}
+    assert on == {"reference_tokens_per_param": ["default", "tpp5"], "proxy_steps": ["default", "long"],
+                  "proxy_width": ["default"]}
+
+
+def test_a_ladder_measured_before_the_axes_still_renders(tmp_path, monkeypatch):
+    """A ladder.csv without the axis and validity columns (rows of an older version): panel a as before,
+    the three axes empty and titled so."""
+    from proxyrank.reporting.figures import _fig_ladder
+
+    seen = record_figures(monkeypatch)
+    ladder_rows(tmp_path / "ladder.csv")
+    old = pd.read_csv(tmp_path / "ladder.csv")
+    old = old[old.rung.isin(["small", "default"])].drop(columns=[c for c in old if c.startswith("v") or c in (
+        "proxy_steps", "proxy_width", "reference_tokens_per_param", "can_test")])
+    _fig_ladder(old, tmp_path / "ladder.png")
+    assert seen["ladder.png"].points[1:] == [0, 0, 0] and seen["ladder.png"].points[0] > 0
+    assert_picture(tmp_path / "ladder.png")

@@ -158,3 +158,22 @@ def test_report_shows_what_each_rule_removed_by_damage(reports):
     assert "| c4_empty |" not in text  # rules that removed nothing stay in the JSON only
     assert "| *gopher_quality, any rule* | 3 (7.5%) | 0 |" in text
     assert "Flagged (more than 5% of clean pages removed): gopher_alpha_words." in text
+
+
+def test_the_ladder_answers_along_each_axis(tmp_path):
+    """Where the tiny LR wins with a CI above 0 on a rung that can test the claim, and where a check fails."""
+    import test_figures
+    from proxyrank.reporting.report import _ladder_axes, _ladder_validity
+
+    test_figures.ladder_rows(tmp_path / "ladder.csv")
+    ladder = pd.read_csv(tmp_path / "ladder.csv")
+    text = "\n".join(_ladder_axes(ladder))
+    steps = next(line for line in text.splitlines() if line.startswith("- *proxy optimizer steps*"))
+    assert "measured at default (97), long (5000)" in steps
+    assert "beats the standard one with a CI above 0 at long/gpt2 +0.40 [+0.10, +0.70]" in steps
+    assert "fails, so the rung cannot answer, at default/gpt2" in steps
+    tpp = next(line for line in text.splitlines() if line.startswith("- *reference tokens per parameter*"))
+    assert "CI above 0 at no valid rung" in tpp  # tpp5 can test, but its CI covers 0
+    table = "\n".join(_ladder_validity(ladder))
+    assert "| small | gpt2 | n/a | n/a | measured before the validity checks" in table
+    assert "| long | gpt2 | 5,000 | 0.87 | pass | pass | pass | 0.90 | +0.40 [+0.10, +0.70] | yes |" in table

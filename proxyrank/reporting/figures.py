@@ -581,14 +581,81 @@ def _fig_theory(table: pd.DataFrame, n_recipes: int, path: Path) -> None:
     save_png(fig, path)
 
 
+LADDER_AXES = (
+    ("reference_tokens_per_param", "reference tokens per parameter", 20.0, ("proxy_preset", "proxy_steps")),
+    ("proxy_steps", "proxy optimizer steps", 4768.0, ("proxy_width", "reference_preset", "reference_tokens")),
+    ("proxy_width", "proxy width (hidden size)", 768.0, ("proxy_steps", "reference_preset", "reference_tokens")),
+)
+"""Issue 15's axes: (ladder.csv column, label, the paper's level, the columns a rung must share with the
+`default` rung to sit on the axis). The paper's levels are its profile's (profiles/paper.yaml, as
+`python -m proxyrank plan` prints them): references at 20 tokens per parameter, proxies of 4,768
+steps, GPT-2 125M's width 768."""
+
+
+def axis_rows(ladder: pd.DataFrame, column: str, keep: tuple[str, ...]) -> pd.DataFrame:
+    """The rows on one axis: each family's rungs that share `keep` with that family's `default` row
+    (none without a default row)."""
+    if column not in ladder or not (ladder.rung == "default").any():
+        return ladder.iloc[0:0]
+    keep = [k for k in keep if k in ladder]
+    base = ladder[ladder.rung == "default"].set_index("family")[keep].astype(str)
+    same = np.logical_and.reduce([ladder[k].astype(str).to_numpy() == ladder.family.map(base[k]).to_numpy()
+                                  for k in keep])
+    return ladder[same & ladder[column].notna().to_numpy()]
+
+
 def _fig_ladder(ladder: pd.DataFrame, path: Path) -> None:
-    """Spearman at the standard and the tiny LR against the reference's training compute, per rung;
-    rungs at the same compute (other proxies) sit side by side, hollow."""
+    """(a) Spearman at the standard and the tiny LR against the reference's training compute, per rung
+    (rungs at the same compute, other proxies, side by side, hollow); (b-d) the tiny - standard contrast
+    (V4, paired 95% CI) along each axis of LADDER_AXES, hollow where the rung cannot test the claim."""
     import matplotlib.pyplot as plt
 
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8.2))
+    _ladder_by_compute(axes[0, 0], ladder)
+    for ax, (column, label, paper, keep) in zip(axes.ravel()[1:], LADDER_AXES):
+        _ladder_axis(ax, axis_rows(ladder, column, keep), column, label, paper)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def _ladder_axis(ax, rows: pd.DataFrame, column: str, label: str, paper: float) -> None:
+    """V4's delta with its CI per family against one axis; the paper's level dotted."""
+    rows = rows[rows.v4_delta.notna()] if "v4_delta" in rows else rows.iloc[0:0]  # rows older than V1-V4: none
+    for i, (fam, df) in enumerate(rows.groupby("family", sort=False)):
+        df = df.sort_values(column)
+        x = df[column].astype(float) * (1 + 0.05 * (i - 1))
+        y = df.v4_delta.astype(float)
+        err = np.array([y - df.v4_lo.astype(float), df.v4_hi.astype(float) - y])
+        can = df.can_test.astype(str).str.lower().eq("true").to_numpy()
+        for ok in (True, False):
+            if (can == ok).any():
+                ax.errorbar(x[can == ok], y[can == ok], yerr=err[:, can == ok], fmt="o", color=FAMILY_COLOURS.get(fam),
+                            mfc=None if ok else "white", capsize=2, ms=5, ls="none",
+                            label=fam + ("" if ok else " (cannot test)"))
+        ax.plot(x, y, "-", color=FAMILY_COLOURS.get(fam), lw=0.8, alpha=0.6)
+    for rung, xr in (rows.groupby("rung")[column].first().items() if len(rows) else []):  # each named once, on top
+        ax.annotate(rung, (float(xr), 1.25), fontsize=7, rotation=90, ha="center", va="top")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.axvline(paper, color="k", ls=":", lw=1)
+    ax.annotate(f"the paper: {paper:g}", (paper, -1.25), fontsize=7, rotation=90, ha="right", va="bottom")
+    ax.set(xscale="log", ylim=(-1.3, 1.3), xlabel=label, ylabel="tiny - standard Spearman (V4, 95% CI)",
+           title=f"along {label}" + ("" if len(rows) else ": no rung measured yet"))
+    ax.xaxis.set_minor_formatter(_null_formatter())
+    if len(rows):
+        ax.legend(fontsize=7, loc="lower left")
+
+
+def _null_formatter():
+    """No labels on minor log ticks (they collide on a short axis)."""
+    from matplotlib.ticker import NullFormatter
+
+    return NullFormatter()
+
+
+def _ladder_by_compute(ax, ladder: pd.DataFrame) -> None:
+    """Spearman at the standard and the tiny LR against the reference's training FLOPs per run."""
     order = ladder.groupby("rung").agg(flops=("reference_flops", "first"), size=("proxy_params", "max"))
     order["slot"] = order.sort_values("size", ascending=False).groupby("flops").cumcount()
-    fig, ax = plt.subplots(figsize=(7.2, 4.4))
     for i, (fam, df) in enumerate(ladder.groupby("family", sort=False)):
         slot = df.rung.map(order["slot"])
         x = df.reference_flops * (1 + 0.04 * (i - 1) + 0.15 * slot)  # families and rungs side by side
@@ -604,10 +671,9 @@ def _fig_ladder(ladder: pd.DataFrame, path: Path) -> None:
                 d = d.sort_values("x")
                 ax.plot(d.x, d[f"spearman_{tag}"], ls, color=FAMILY_COLOURS.get(fam), lw=0.8, alpha=0.6)
     for flops, rungs in order.sort_values("slot").groupby("flops").groups.items():
-        ax.annotate(" / ".join(rungs), (flops, -1.0), fontsize=7, rotation=90, ha="center", va="bottom")
+        ax.annotate(" / ".join(rungs), (flops, -1.0), fontsize=6, rotation=90, ha="center", va="bottom")
     ax.set(xscale="log", ylim=(-1.05, 1.05), xlabel="reference training FLOPs per run (rung names at the bottom)",
            ylabel="Spearman vs tuned reference (95% CI)",
            title="Scale ladder: standard (circles, solid) vs tiny (squares, dashed) LR\n"
                  "hollow: the same reference with other proxies")
-    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
-    save_png(fig, path)
+    ax.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))

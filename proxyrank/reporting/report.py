@@ -276,11 +276,61 @@ def _ladder_section(p: Params, reports: Path) -> list[str]:
                      f"{r.reference_flops:.2g} | {_ci(std)} | {_ci(tiny)} | {r.best_spearman_lr:g} "
                      f"({_fmt(r.best_spearman, 2)}) | {winner} |")
         L += ["", "![Scale ladder](figures/ladder.png)", ""]
+        L += _ladder_validity(ladder) + _ladder_axes(ladder)
     if missing:
         gpu = [r for r in missing if p.ladder.rungs[r].gpu]
         L += [f"Declared but not measured yet: {', '.join(missing)}"
               + (f" (GPU rungs: {', '.join(gpu)})" if gpu else "") + ".", ""]
     return L
+
+
+def _ladder_validity(ladder: pd.DataFrame) -> list[str]:
+    """Per measured rung and family: the steps and tokens per parameter, V1-V4 and the verdict
+    (ladder.csv's columns from each rung's validity.json; rows measured before them say so)."""
+    if "v4_delta" not in ladder:
+        return []
+    yes = {True: "pass", False: "FAIL", "True": "pass", "False": "FAIL"}
+    L = ["**Validity and contrast per rung** (each rung's reports/validity.json; V2 at the standard and the "
+         "first tiny LR; V4 = Spearman(tiny) - Spearman(standard), paired bootstrap 95% CI):", "",
+         "| rung | family | proxy steps | ref. tokens/param | V1 | V2 standard | V2 tiny | V3 ceiling | V4 delta [CI] "
+         "| can test |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for _, r in ladder.iterrows():
+        if pd.isna(r.get("v4_delta")):
+            L.append(f"| {r.rung} | {r.family} | {_fmt(r.get('proxy_steps'), 0)} | "
+                     f"{_fmt(r.get('reference_tokens_per_param'), 2)} | measured before the validity checks: "
+                     f"rerun `python -m proxyrank ladder {r.rung}` | | | | | |")
+            continue
+        L.append(f"| {r.rung} | {r.family} | {int(r.proxy_steps):,} | {r.reference_tokens_per_param:.3g} | "
+                 f"{yes.get(r.v1_pass, 'n/a')} | {yes.get(r.v2_standard_pass, 'n/a')} | {yes.get(r.v2_tiny_pass, 'n/a')} | "
+                 f"{_fmt(r.v3_ceiling, 2)} | {r.v4_delta:+.2f} [{r.v4_lo:+.2f}, {r.v4_hi:+.2f}] | "
+                 f"{'yes' if str(r.can_test) == 'True' else 'no'} |")
+    return L + [""]
+
+
+def _ladder_axes(ladder: pd.DataFrame) -> list[str]:
+    """The plain answer along each axis: where the tiny LR beats the standard one with a paired CI
+    above 0, where the standard wins, and where a validity check fails instead."""
+    from proxyrank.reporting.figures import LADDER_AXES, axis_rows
+
+    L = ["**Along each axis** (panels b-d of the figure; a rung is on an axis when it shares the default's other "
+         "settings):", ""]
+    for column, label, paper, keep in LADDER_AXES:
+        rows = axis_rows(ladder, column, keep)
+        rows = rows[rows.v4_delta.notna()] if "v4_delta" in rows else rows.iloc[0:0]
+        if not len(rows):
+            L.append(f"- *{label}* (the paper: {paper:g}): no rung measured with the validity checks yet.")
+            continue
+        at = ", ".join(f"{rung} ({x:g})" for rung, x in rows.groupby("rung")[column].first().sort_values().items())
+        valid = rows[rows.can_test.astype(str) == "True"]
+        wins = [f"{r.rung}/{r.family} {r.v4_delta:+.2f} [{r.v4_lo:+.2f}, {r.v4_hi:+.2f}]" for _, r in valid.iterrows()
+                if r.v4_lo > 0]
+        losses = [f"{r.rung}/{r.family}" for _, r in valid.iterrows() if r.v4_hi < 0]
+        cannot = [f"{r.rung}/{r.family}" for _, r in rows.iterrows() if str(r.can_test) != "True"]
+        L.append(f"- *{label}* (the paper: {paper:g}; measured at {at}): the tiny LR beats the standard one with a "
+                 f"CI above 0 at {'; '.join(wins) or 'no valid rung'}; the standard LR wins (CI below 0) at "
+                 f"{', '.join(losses) or 'no valid rung'}; a validity check fails, so the rung cannot answer, at "
+                 f"{', '.join(cannot) or 'none'}.")
+    return L + [""]
 
 
 def _curation(m: dict) -> str:

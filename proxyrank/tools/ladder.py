@@ -42,7 +42,7 @@ COLUMNS = ["rung", "family", "proxy_preset", "proxy_params", "proxy_tokens", "re
            "spearman_tiny_lo", "spearman_tiny_hi", "best_spearman_lr", "best_spearman", "n_recipes", "runs",
            "train_hours", "device", "commit", "params_sha",
            # the axes of issue 15 and the validity checks (reports/validity.json; empty for rows older than it)
-           "proxy_steps", "reference_tokens_per_param", *VALIDITY]
+           "proxy_steps", "proxy_width", "reference_tokens_per_param", *VALIDITY]
 
 
 def rung_params(name: str, rung: Rung, base: Path) -> dict:
@@ -75,8 +75,8 @@ def rung_lines(p: Params, base: Path, mfu: float, gpu: str) -> list[str]:
     its GPU-hours."""
     from proxyrank.tools.plan import hours_text, cpu_rates, cpu_worker_hours, gpu_hours, peak_flops, run_costs, vocab_size
     from proxyrank.training.models import param_count
-    from proxyrank.training.presets import PRESETS
     from proxyrank.training.params import steps_from_tokens
+    from proxyrank.training.presets import PRESETS
 
     if not p.ladder.rungs:
         return []
@@ -171,6 +171,7 @@ def rows(name: str, data: dict, reports: Path, commit: str, dirty: bool, device:
     from proxyrank.tools import plan
     from proxyrank.training.models import param_count, train_flops
     from proxyrank.training.params import steps_from_tokens
+    from proxyrank.training.presets import PRESETS
 
     p = parse_params(data)
     metrics = json.loads((reports / "metrics.json").read_text())
@@ -206,6 +207,7 @@ def rows(name: str, data: dict, reports: Path, commit: str, dirty: bool, device:
         best = fam.loc[fam.spearman.astype(float).idxmax()] if fam.spearman.notna().any() else None
         row["best_spearman"] = None if best is None else best.spearman
         row["proxy_steps"] = steps_from_tokens(t.proxy_tokens, t)
+        row["proxy_width"] = PRESETS[spec.preset].hidden
         row["reference_tokens_per_param"] = round(t.reference_tokens / ref_n, 3)
         validity = reports / "validity.json"
         if validity.is_file():
