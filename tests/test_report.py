@@ -174,6 +174,7 @@ def test_the_ladder_answers_along_each_axis(tmp_path):
     assert "fails, so the rung cannot answer, at default/gpt2" in steps
     tpp = next(line for line in text.splitlines() if line.startswith("- *reference tokens per parameter*"))
     assert "CI above 0 at no valid rung" in tpp  # tpp5 can test, but its CI covers 0
-    table = "\n".join(_ladder_validity(ladder))
-    assert "| small | gpt2 | n/a | n/a | measured before the validity checks" in table
+    table = "\n".join(_ladder_validity(ladder, ["small"]))
+    assert "| small | gpt2 | n/a | n/a | measured before the validity checks: rerun `python -m proxyrank ladder small`" in table
+    assert "a rung no longer declared" in "\n".join(_ladder_validity(ladder, []))
     assert "| long | gpt2 | 5,000 | 0.87 | pass | pass | pass | 0.90 | +0.40 [+0.10, +0.70] | yes |" in table

@@ -633,16 +633,20 @@ def _ladder_axis(ax, rows: pd.DataFrame, column: str, label: str, paper: float) 
                             mfc=None if ok else "white", capsize=2, ms=5, ls="none",
                             label=fam + ("" if ok else " (cannot test)"))
         ax.plot(x, y, "-", color=FAMILY_COLOURS.get(fam), lw=0.8, alpha=0.6)
+    # Delta rho lies in [-2, 2]; the axis shows at least [-1.3, 1.3] and every CI in full
+    his, los = (rows.v4_hi.astype(float), rows.v4_lo.astype(float)) if len(rows) else ([], [])
+    top = float(np.clip(max([1.3, *(h + 0.1 for h in his)]), 1.3, 2.05))
+    bottom = float(np.clip(min([-1.3, *(lo - 0.1 for lo in los)]), -2.05, -1.3))
     for rung, xr in (rows.groupby("rung")[column].first().items() if len(rows) else []):  # each named once, on top
-        ax.annotate(rung, (float(xr), 1.25), fontsize=7, rotation=90, ha="center", va="top")
+        ax.annotate(rung, (float(xr), top - 0.05), fontsize=7, rotation=90, ha="center", va="top")
     ax.axhline(0, color="grey", lw=0.8)
     ax.axvline(paper, color="k", ls=":", lw=1)
-    ax.annotate(f"the paper: {paper:g}", (paper, -1.25), fontsize=7, rotation=90, ha="right", va="bottom")
-    ax.set(xscale="log", ylim=(-1.3, 1.3), xlabel=label, ylabel="tiny - standard Spearman (V4, 95% CI)",
+    ax.annotate(f"the paper: {paper:g}", (paper, bottom + 0.05), fontsize=7, rotation=90, ha="right", va="bottom")
+    ax.set(xscale="log", ylim=(bottom, top), xlabel=label, ylabel="tiny - standard Spearman (V4, 95% CI)",
            title=f"along {label}" + ("" if len(rows) else ": no rung measured yet"))
     ax.xaxis.set_minor_formatter(_null_formatter())
     if len(rows):
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="upper right")
 
 
 def _null_formatter():
@@ -676,4 +680,5 @@ def _ladder_by_compute(ax, ladder: pd.DataFrame) -> None:
            ylabel="Spearman vs tuned reference (95% CI)",
            title="Scale ladder: standard (circles, solid) vs tiny (squares, dashed) LR\n"
                  "hollow: the same reference with other proxies")
+    ax.xaxis.set_minor_formatter(_null_formatter())
     ax.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))

@@ -276,7 +276,7 @@ def _ladder_section(p: Params, reports: Path) -> list[str]:
                      f"{r.reference_flops:.2g} | {_ci(std)} | {_ci(tiny)} | {r.best_spearman_lr:g} "
                      f"({_fmt(r.best_spearman, 2)}) | {winner} |")
         L += ["", "![Scale ladder](figures/ladder.png)", ""]
-        L += _ladder_validity(ladder) + _ladder_axes(ladder)
+        L += _ladder_validity(ladder, list(p.ladder.rungs)) + _ladder_axes(ladder)
     if missing:
         gpu = [r for r in missing if p.ladder.rungs[r].gpu]
         L += [f"Declared but not measured yet: {', '.join(missing)}"
@@ -284,7 +284,7 @@ def _ladder_section(p: Params, reports: Path) -> list[str]:
     return L
 
 
-def _ladder_validity(ladder: pd.DataFrame) -> list[str]:
+def _ladder_validity(ladder: pd.DataFrame, declared: list[str]) -> list[str]:
     """Per measured rung and family: the steps and tokens per parameter, V1-V4 and the verdict
     (ladder.csv's columns from each rung's validity.json; rows measured before them say so)."""
     if "v4_delta" not in ladder:
@@ -296,9 +296,11 @@ def _ladder_validity(ladder: pd.DataFrame) -> list[str]:
          "| can test |", "|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in ladder.iterrows():
         if pd.isna(r.get("v4_delta")):
+            again = f"rerun `python -m proxyrank ladder {r.rung}`" if r.rung in declared else \
+                "a rung no longer declared in params.yaml"
             L.append(f"| {r.rung} | {r.family} | {_fmt(r.get('proxy_steps'), 0)} | "
                      f"{_fmt(r.get('reference_tokens_per_param'), 2)} | measured before the validity checks: "
-                     f"rerun `python -m proxyrank ladder {r.rung}` | | | | | |")
+                     f"{again} | | | | | |")
             continue
         L.append(f"| {r.rung} | {r.family} | {int(r.proxy_steps):,} | {r.reference_tokens_per_param:.3g} | "
                  f"{yes.get(r.v1_pass, 'n/a')} | {yes.get(r.v2_standard_pass, 'n/a')} | {yes.get(r.v2_tiny_pass, 'n/a')} | "
