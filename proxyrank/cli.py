@@ -20,8 +20,8 @@ def check(path: str) -> None:
     """Validate a params file (default params.yaml) without touching any output: run it before
     `dvc repro`, which removes a stage's outputs before the stage can refuse bad params. The file
     given is checked whole: its keys against dvc.yaml's stages, and every ladder rung it declares."""
-    from proxyrank.config import missing_stage_params, parse_params
-    from proxyrank.tools.ladder import rung_params
+    from proxyrank.config import missing_stage_params
+    from proxyrank.tools.ladder import parsed_rung
     from proxyrank.training.train import run_specs
 
     p = load_params(path)
@@ -31,7 +31,7 @@ def check(path: str) -> None:
                           f"add them (params.yaml has every key)")
     check_capacity(p, "params")
     for name, rung in p.ladder.rungs.items():
-        check_capacity(parse_params(rung_params(name, rung, Path(path))), f"ladder.rungs.{name}")
+        check_capacity(parsed_rung(name, rung, Path(path))[1], f"ladder.rungs.{name}")
     runs = sum(len(run_specs(p, r, role)) for r in p.recipes for role in ("proxy", "reference"))
     print(f"params ok: {len(p.recipes)} recipes, {runs} training runs, "
           f"{p.budget_tokens:,} tokens per recipe")

@@ -47,6 +47,11 @@ COLUMNS = ["rung", "family", "proxy_preset", "proxy_params", "proxy_tokens", "re
 
 def rung_params(name: str, rung: Rung, base: Path) -> dict:
     """The full params mapping of one rung, validated like params.yaml itself."""
+    return parsed_rung(name, rung, base)[0]
+
+
+def parsed_rung(name: str, rung: Rung, base: Path) -> tuple[dict, Params]:
+    """One rung's full params mapping and the Params it parses to (parsed once)."""
     where = f"ladder.rungs.{name}"
     source = Path(rung.profile) if rung.profile else base
     try:
@@ -63,10 +68,9 @@ def rung_params(name: str, rung: Rung, base: Path) -> dict:
                               else "") + f"; declared: {', '.join(data.get('recipes', {}))}")
         del data["recipes"][recipe]
     try:
-        parse_params(data)
+        return data, parse_params(data)
     except ParamsError as e:
         raise ParamsError(f"{where}: {e}") from None
-    return data
 
 
 def rung_lines(p: Params, base: Path, mfu: float, gpu: str) -> list[str]:
@@ -87,7 +91,7 @@ def rung_lines(p: Params, base: Path, mfu: float, gpu: str) -> list[str]:
     L = ["ladder rungs (`python -m proxyrank ladder RUNG`): training only; CPU wall hours on train.workers "
          "one-thread workers of the reference CPU", head, "-" * len(head)]
     for name, rung in p.ladder.rungs.items():
-        r = parse_params(rung_params(name, rung, base))
+        r = parsed_rung(name, rung, base)[1]
         costs = run_costs(r)
         ref_n = param_count(r.reference.preset, vocab_size(r), r.train.seq_len)
         proxy = r.proxies[0].preset if len({s.preset for s in r.proxies}) == 1 else \
