@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from proxyrank.config import parse_params
 from proxyrank.files import write_json
@@ -69,13 +70,14 @@ def reports(tmp_path, params_dict):
     write_json(tmp_path / "validity.json", validity(runs, pd.DataFrame(curves), {f: v["lrs"] for f, v in
                                                                                   detail["picked"].items()},
                                                      thresholds=Thresholds(), n_boot=20, seed=0))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_dict, sort_keys=False))  # the rungs' base
     return p, tmp_path
 
 
 def test_report_numbers_come_from_metrics(reports):
     p, folder = reports
     figures(p, folder)
-    write_report(p, folder)
+    write_report(p, folder, folder / "params.yaml")
     text = (folder / "report.md").read_text()
     metrics = json.loads((folder / "metrics.json").read_text())
     assert f"over {metrics['n_recipes']} recipes ({metrics['n_pairs']} pairs)" in text
@@ -106,7 +108,11 @@ def test_report_numbers_come_from_metrics(reports):
     assert f"| {fam} | init | alignment | -1.000 [" in text and "| 0.300 |" in text
     assert (f"| small | {fam} | {p.proxies[0].preset} (0.00M, 4,096) | {p.reference.preset} (0.01M, 8,192) | 3e+10 | "
             f"0.500 [0.10, 0.80] | -0.250 [-0.60, 0.20] | 0.0001 (0.75) | standard (CIs overlap) |") in text
-    assert "Declared but not measured yet: big (GPU rungs: big)." in text
+    # the GPU rung `big` is the params file itself: its runs counted here, its command named
+    big = len(p.recipes) * (sum(len(list(s.runs())) for s in p.proxies) + len(p.reference.lrs) * len(p.reference.seeds))
+    assert "**Only a GPU can settle**" in text and f"- `big`: {big:,} runs, " in text
+    assert "GPU-hours; run it on a machine with CUDA: `python -m proxyrank ladder big`." in text
+    assert "Declared but not measured yet" not in text  # `small` is measured, `big` is a GPU rung
     fam = p.proxies[0].family
     assert "## Seed spread" in text and f"seeds [0, 1] at {p.analysis.standard_lr[fam]:g}" in text
     assert f"| {fam} | {p.analysis.standard_lr[fam]:g} | 2 | " in text
@@ -149,7 +155,7 @@ def test_report_shows_what_each_rule_removed_by_damage(reports):
     gq = ["gopher_alpha_words" if i in (2, 3, 4) else None for i in range(50)]
     write_json(folder / "curate.json", {"pages": 50, "removed_by_damage": removals_by_damage(
         {"c4": c4, "gopher_quality": gq}, {"clean": clean, "spam": ~clean})})
-    write_report(p, folder)
+    write_report(p, folder, folder / "params.yaml")
     text = (folder / "report.md").read_text()
     assert "### What each rule removed, by the crawl's record of damage" in text
     assert "| rule | clean | spam |" in text and "| *pages in the crawl* | 40 | 10 |" in text

@@ -188,7 +188,7 @@ def _ladder_rung_on(study: Path) -> None:
     sh(["dvc", "repro", "report"], study)
     report = (study / "reports" / "report.md").read_text()
     assert "## Scale ladder" in report and "| boot | gpt2 | gpt2-nano" in report and "| boot | opt | opt-nano" in report
-    assert "Declared but not measured yet: big (GPU rungs: big)." in report
+    assert "**Only a GPU can settle**" in report
     typo = {"base": "params.yaml", "overrides": {"theroy.steps": 5}}  # a profile with a typo
     (study / "typo.yaml").write_text(yaml.safe_dump(typo, sort_keys=False))
     params["ladder"] = {"rungs": {"typo": {"profile": "typo.yaml"}}}

@@ -29,8 +29,9 @@ def _ci(row) -> str:
     return f"{_fmt(row['spearman'])} [{_fmt(row['spearman_lo'], 2)}, {_fmt(row['spearman_hi'], 2)}]"
 
 
-def write_report(p: Params, reports: Path) -> None:
-    """reports/report.md: the validity verdict first, then setup, headline, conclusion and the details."""
+def write_report(p: Params, reports: Path, params_file: Path = Path("params.yaml")) -> None:
+    """reports/report.md: the validity verdict first, then setup, headline, conclusion and the details
+    (`params_file`, the file `p` was read from, is the base of the ladder rungs priced here)."""
     metrics, detail, runs = load(reports)
     checks = json.loads((reports / "validity.json").read_text())
     cross = table_rows(detail, "cross_scale", seed="mean", domain="mean")
@@ -56,7 +57,7 @@ def write_report(p: Params, reports: Path) -> None:
     L += _frontier_section(p, detail, metrics)
     L += _alignment_section(p, detail)
     L += _theory_section(p, reports)
-    L += _ladder_section(p, reports)
+    L += _ladder_section(p, reports, params_file)
     L += _flips_section(detail)
     L += _limits_section(p, runs)
     write_text(reports / "report.md", "\n".join(L))
@@ -249,7 +250,7 @@ def _theory_section(p: Params, reports: Path) -> list[str]:
     return L
 
 
-def _ladder_section(p: Params, reports: Path) -> list[str]:
+def _ladder_section(p: Params, reports: Path, params_file: Path) -> list[str]:
     """The study at each measured rung of the scale ladder; declared rungs without a row are named."""
     path = reports / "ladder.csv"
     ladder = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["rung"])
@@ -277,11 +278,25 @@ def _ladder_section(p: Params, reports: Path) -> list[str]:
                      f"({_fmt(r.best_spearman, 2)}) | {winner} |")
         L += ["", "![Scale ladder](figures/ladder.png)", ""]
         L += _ladder_validity(ladder, list(p.ladder.rungs)) + _ladder_axes(ladder)
-    if missing:
-        gpu = [r for r in missing if p.ladder.rungs[r].gpu]
-        L += [f"Declared but not measured yet: {', '.join(missing)}"
-              + (f" (GPU rungs: {', '.join(gpu)})" if gpu else "") + ".", ""]
-    return L
+    cpu = [r for r in missing if not p.ladder.rungs[r].gpu]
+    if cpu:
+        L += [f"Declared but not measured yet: {', '.join(cpu)} (`python -m proxyrank plan` prices each).", ""]
+    return L + _gpu_rungs(p, missing, params_file)
+
+
+def _gpu_rungs(p: Params, missing: list[str], params_file: Path) -> list[str]:
+    """What only a GPU can settle: each unmeasured `gpu: true` rung, its planned cost and its command."""
+    from proxyrank.tools.ladder import gpu_rungs
+
+    rows = [g for g in gpu_rungs(p, params_file) if g["rung"] in missing]
+    if not rows:
+        return []
+    L = ["**Only a GPU can settle** the paper's regime (20 tokens per parameter on 70M-1B models): these rungs "
+         "are declared and priced, not measured (training FLOPs at "
+         f"{rows[0]['mfu']:.0%} MFU of an {rows[0]['gpu']}'s dense bf16 peak, without start-up and evaluation):", ""]
+    L += [f"- `{g['rung']}`" + (f" ({g['profile']})" if g["profile"] else "") + f": {g['runs']:,} runs, {g['flops']:.2g} FLOPs, "
+          f"{g['gpu_hours']:.3g} GPU-hours; run it on a machine with CUDA: `{g['command']}`." for g in rows]
+    return L + [""]
 
 
 def _ladder_validity(ladder: pd.DataFrame, declared: list[str]) -> list[str]:
