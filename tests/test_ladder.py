@@ -120,3 +120,28 @@ def test_a_rung_row_carries_its_validity_checks():
     assert list(row) == VALIDITY and set(VALIDITY) <= set(COLUMNS)
     assert (row["v1_pass"], row["v2_standard_pass"], row["v2_tiny_pass"], row["v2_tiny_loss_drop"]) == (False, True, False, 0.05)
     assert (row["v4_delta"], row["v4_lo"], row["v4_hi"], row["v3_ceiling"], row["can_test"]) == (0.3, -0.1, 0.7, 0.9, False)
+
+
+def test_a_workspace_is_dirty_for_uncommitted_code_not_for_the_ladder_table(tmp_path):
+    """A row's `commit` is the code it was measured at: an uncommitted reports/ladder.csv (the ladder's
+    own output, rewritten by every rung) leaves it clean, an uncommitted params or code file does not."""
+    import subprocess
+
+    from proxyrank.tools.ladder import LADDER_CSV, _workspace
+    from proxyrank.tools.scale import child_env
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=root, check=True, env=child_env())
+    (root / LADDER_CSV).parent.mkdir()
+    (root / LADDER_CSV).write_text("rung\n")
+    (root / "params.yaml").write_text("a: 1\n")
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"], cwd=root, check=True)
+    (root / LADDER_CSV).write_text("rung\ndefault\n")
+    ws, commit, dirty = _workspace(root, "r")
+    assert not dirty and len(commit) == 40 and (ws / LADDER_CSV).read_text() == "rung\ndefault\n"
+    (root / "params.yaml").write_text("a: 2\n")
+    ws, _, dirty = _workspace(root, "r")
+    assert dirty and (ws / "params.yaml").read_text() == "a: 2\n"

@@ -149,7 +149,7 @@ def _workspace(root: Path, name: str) -> tuple[Path, str, bool]:
         # run-cache in turn (about 2 s and a dvc.lock rewrite per stage). Outputs the cache lacks
         # are left to `dvc repro`, so a failure here is not an error.
         subprocess.run(["dvc", "checkout", "--quiet"], cwd=ws, env=child_env(), capture_output=True)
-    return ws, commit, bool(changed)
+    return ws, commit, any(Path(rel) != LADDER_CSV for rel in changed)  # the ladder's own output is not the rung's code
 
 
 def _cuda() -> bool:
