@@ -46,7 +46,7 @@ study: compile
 # from the run-cache.
 smoke: compile
 	rm -rf $(SMOKE) && mkdir -p $(SMOKE)/.dvc $(SMOKE)/reports
-	cp -r proxyrank stages dvc.yaml .dvcignore .gitignore $(SMOKE)/ && cp reports/ladder.csv $(SMOKE)/reports/
+	cp -r proxyrank stages profiles dvc.yaml .dvcignore .gitignore $(SMOKE)/ && cp reports/ladder.csv $(SMOKE)/reports/
 	cp .dvc/config .dvc/plots_page.html $(SMOKE)/.dvc/
 	$(BIN)/python -m proxyrank profile profiles/smoke.yaml --out $(SMOKE)/params.yaml
 	cd $(SMOKE) && git init -q && git add -A && git -c user.name=smoke -c user.email=smoke@localhost commit -qm smoke

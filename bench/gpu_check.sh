@@ -102,7 +102,7 @@ if [ "$STUDY" = 1 ]; then
   echo "+ study copy in $S with ${PROFILE#"$REPO"/} as params.yaml, archives from $ARCHIVES"
   if [ "$DRY" = 0 ]; then
     mkdir -p "$S/.dvc" "$S/data/raw"
-    cp -r "$REPO/proxyrank" "$REPO/stages" "$REPO/dvc.yaml" "$REPO/.dvcignore" "$REPO/.gitignore" "$S/"
+    cp -r "$REPO/proxyrank" "$REPO/stages" "$REPO/profiles" "$REPO/dvc.yaml" "$REPO/.dvcignore" "$REPO/.gitignore" "$S/"
     cp "$REPO/.dvc/config" "$S/.dvc/config"
     if grep -q '^overrides:' "$PROFILE"; then  # a profile: its base with its overrides
       (cd "$REPO" && "$PY" -m proxyrank profile "$PROFILE" --out "$S/params.yaml")

@@ -25,7 +25,7 @@ import yaml
 from conftest import ROOT, smoke_params
 
 COPY = ["proxyrank", "stages", "dvc.yaml", ".dvc/config", ".dvc/plots_page.html", ".dvcignore", ".gitignore",
-        "reports/ladder.csv"]
+        "reports/ladder.csv", "profiles"]
 SLURM = ["--tasks", "2", "--gpus-per-task", "2", "--partition", "gpu"]
 
 

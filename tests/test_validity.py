@@ -125,7 +125,7 @@ def test_v1_null_same_optimum_is_the_absent_mechanism():
     assert out["best_fixed_lr"] == 1e-3 and out["best_fixed_spearman"] == pytest.approx(1.0)
     assert out["mechanism_present"] is False and out["pass"] is False
     assert len(out["reasons"]) == 1  # the grid, seeds and resolution are fine: only the mechanism fails
-    assert "all 12 recipes pick the same reference LR (1e-03)" in out["reasons"][0]
+    assert "all 12 recipes pick the same reference LR (0.001)" in out["reasons"][0]
     assert "absent" in out["reasons"][0]
 
 
@@ -334,4 +334,4 @@ def test_output_is_strict_json(small):
     text = json.dumps(out, allow_nan=False)
     verdict = json.loads(text)["verdict"]["gpt2"]
     assert verdict["can_test"] is False and verdict["text"].startswith("this run cannot test the claim for gpt2")
-    assert "V2 (proxies learned) failed at tiny30 (lr 3e-04)" in verdict["text"]
+    assert "V2 (proxies learned) failed at tiny30 (lr 0.0003)" in verdict["text"]

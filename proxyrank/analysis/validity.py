@@ -177,7 +177,7 @@ def _pair_accuracy(p: np.ndarray, r: np.ndarray, i: np.ndarray, j: np.ndarray) -
 
 
 def _lr(x: float) -> str:
-    return f"{x:.0e}"
+    return f"{x:.3g}"  # 3.5e-3 reads 0.0035, not 4e-03
 
 
 # --------------------------------------------------------------------------- V1 and V3: the reference

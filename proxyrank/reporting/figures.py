@@ -680,5 +680,7 @@ def _ladder_by_compute(ax, ladder: pd.DataFrame) -> None:
            ylabel="Spearman vs tuned reference (95% CI)",
            title="Scale ladder: standard (circles, solid) vs tiny (squares, dashed) LR\n"
                  "hollow: the same reference with other proxies")
+    ticks = sorted(order.flops.unique())  # the rungs' own FLOPs: a narrow range has no decade tick inside it
+    ax.set_xticks(ticks, [f"{t:.2g}" for t in ticks])
     ax.xaxis.set_minor_formatter(_null_formatter())
     ax.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))

@@ -291,11 +291,13 @@ def _gpu_rungs(p: Params, missing: list[str], params_file: Path) -> list[str]:
     rows = [g for g in gpu_rungs(p, params_file) if g["rung"] in missing]
     if not rows:
         return []
-    L = ["**Only a GPU can settle** the paper's regime (20 tokens per parameter on 70M-1B models): these rungs "
-         "are declared and priced, not measured (training FLOPs at "
+    L = ["**Only a GPU can settle** what happens at the paper's model sizes (70M-1B parameters; 20 tokens per "
+         "parameter in `paper`): these rungs are declared and priced, not measured (training FLOPs at "
          f"{rows[0]['mfu']:.0%} MFU of an {rows[0]['gpu']}'s dense bf16 peak, without start-up and evaluation):", ""]
-    L += [f"- `{g['rung']}`" + (f" ({g['profile']})" if g["profile"] else "") + f": {g['runs']:,} runs, {g['flops']:.2g} FLOPs, "
-          f"{g['gpu_hours']:.3g} GPU-hours; run it on a machine with CUDA: `{g['command']}`." for g in rows]
+    for g in rows:
+        hours = f"{g['gpu_hours']:,.0f}" if g["gpu_hours"] >= 100 else f"{g['gpu_hours']:.2g}"
+        L.append(f"- `{g['rung']}`" + (f" ({g['profile']})" if g["profile"] else "") + f": {g['runs']:,} runs, "
+                 f"{g['flops']:.2g} FLOPs, {hours} GPU-hours; run it on a machine with CUDA: `{g['command']}`.")
     return L + [""]
 
 
