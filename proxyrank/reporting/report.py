@@ -288,7 +288,7 @@ def _gpu_rungs(p: Params, missing: list[str], params_file: Path) -> list[str]:
     """What only a GPU can settle: each unmeasured `gpu: true` rung, its planned cost and its command."""
     from proxyrank.tools.ladder import gpu_rungs
 
-    rows = [g for g in gpu_rungs(p, params_file) if g["rung"] in missing]
+    rows = gpu_rungs(p, params_file, missing)
     if not rows:
         return []
     L = ["**Only a GPU can settle** what happens at the paper's model sizes (70M-1B parameters; 20 tokens per "

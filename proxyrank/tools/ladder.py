@@ -105,20 +105,21 @@ def rung_lines(p: Params, base: Path, mfu: float, gpu: str) -> list[str]:
     return L + [""]
 
 
-def gpu_rungs(p: Params, base: Path) -> list[dict]:
-    """The rungs marked `gpu: true`, priced as `plan` prices them (training FLOPs at plan.MFU of an
-    H100's dense bf16 peak, no start-up or evaluation), with the command that runs each."""
+def gpu_rungs(p: Params, base: Path, names: list[str]) -> list[dict]:
+    """The named rungs marked `gpu: true`, priced as `plan` prices them (training FLOPs at plan.MFU of
+    an H100's dense bf16 peak, no start-up or evaluation), with the command that runs each."""
     from proxyrank.tools import plan
 
+    peak = plan.peak_flops(plan.GPU)[1]
     out = []
-    for name, rung in p.ladder.rungs.items():
-        if not rung.gpu:
-            continue
-        r = parsed_rung(name, rung, base)[1]
-        cost = plan.summary(r, plan.run_costs(r), plan.MFU, plan.GPU)["total"]
-        out.append({"rung": name, "profile": rung.profile, "runs": cost["runs"], "flops": cost["flops"],
-                    "gpu_hours": cost["gpu_hours"], "gpu": plan.GPU, "mfu": plan.MFU,
-                    "command": f"python -m proxyrank ladder {name}"})
+    for name in names:
+        rung = p.ladder.rungs[name]
+        if rung.gpu:
+            costs = plan.run_costs(parsed_rung(name, rung, base)[1])
+            flops = sum(c.flops for c in costs)
+            out.append({"rung": name, "profile": rung.profile, "runs": len(costs), "flops": flops,
+                        "gpu_hours": plan.gpu_hours(flops, plan.MFU, peak), "gpu": plan.GPU, "mfu": plan.MFU,
+                        "command": f"python -m proxyrank ladder {name}"})
     return out
 
 
