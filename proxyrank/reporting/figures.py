@@ -645,8 +645,8 @@ def _ladder_axis(ax, rows: pd.DataFrame, column: str, label: str, paper: float) 
     ax.set(xscale="log", ylim=(bottom, top), xlabel=label, ylabel="tiny - standard Spearman (V4, 95% CI)",
            title=f"along {label}" + ("" if len(rows) else ": no rung measured yet"))
     ax.xaxis.set_minor_formatter(_null_formatter())
-    if len(rows):
-        ax.legend(fontsize=7, loc="upper right")
+    if len(rows):  # below the panel: inside, it hid the name of a rung at the axis' right edge
+        ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
 
 
 def _null_formatter():
