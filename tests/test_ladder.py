@@ -147,22 +147,26 @@ def test_a_workspace_is_dirty_for_uncommitted_code_not_for_the_ladder_table(tmp_
     assert dirty and (ws / "params.yaml").read_text() == "a: 2\n"
 
 
-def test_a_resumed_workspace_keeps_the_rungs_own_dvc_lock(tmp_path):
-    """A rung's second sitting starts from its own dvc.lock, not the study's that the checkout restores."""
+def test_a_resumed_workspace_keeps_the_rungs_own_lock_and_reports(tmp_path):
+    """A rung's second sitting starts from its own dvc.lock and git-tracked outputs, not the study's
+    that the checkout restores (DVC would rebuild every uncached stage whose outputs they are)."""
     import subprocess
 
     from proxyrank.tools.ladder import _workspace
     from proxyrank.tools.scale import child_env
 
     root = tmp_path / "repo"
-    root.mkdir()
+    (root / "reports").mkdir(parents=True)
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
         subprocess.run(cmd, cwd=root, check=True, env=child_env())
-    (root / "dvc.lock").write_text("study\n")
+    for rel in ("dvc.lock", "reports/recipe.json", "code.py"):
+        (root / rel).write_text("study\n")
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"], cwd=root, check=True)
     ws, _, _ = _workspace(root, "r")
     assert (ws / "dvc.lock").read_text() == "study\n"  # a fresh rung starts from the study's lock
-    (ws / "dvc.lock").write_text("rung\n")
+    for rel in ("dvc.lock", "reports/recipe.json", "code.py"):
+        (ws / rel).write_text("rung\n")
     ws, _, _ = _workspace(root, "r")
-    assert (ws / "dvc.lock").read_text() == "rung\n"
+    assert [(ws / rel).read_text() for rel in ("dvc.lock", "reports/recipe.json", "code.py")] == \
+        ["rung\n", "rung\n", "study\n"]  # the code is the checkout's

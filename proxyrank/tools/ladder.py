@@ -126,13 +126,16 @@ def gpu_rungs(p: Params, base: Path, names: list[str]) -> list[dict]:
 def _workspace(root: Path, name: str) -> tuple[Path, str, bool]:
     """The rung's workspace at this checkout's HEAD plus its uncommitted files; (path, commit, dirty).
 
-    Outputs a rung already made stay in place (DVC checks them), so a rerun continues. So does the
-    rung's own dvc.lock: the checkout would put the study's back, and `dvc repro` would then rerun
-    every stage whose outputs are not cached (the recipes: about 2.5 minutes) to find them unchanged."""
+    Outputs a rung already made stay in place (DVC checks them), so a rerun continues. So do its
+    dvc.lock and its git-tracked outputs (reports/): the checkout would put the study's back, and
+    `dvc repro` would then rerun every stage whose outputs are not in the DVC cache (the recipes,
+    about 2.5 minutes) to rebuild what it had."""
     ws = root / WORKSPACES / name
     commit = git("rev-parse", "HEAD", cwd=root)
     fresh = not (ws / ".git").exists()
-    own_lock = None if fresh or not (ws / "dvc.lock").is_file() else (ws / "dvc.lock").read_bytes()
+    own = {} if fresh else {rel: (ws / rel).read_bytes() for rel in
+                            git("ls-files", "-z", "--modified", "dvc.lock", "reports", cwd=ws).split("\0")
+                            if rel and (ws / rel).is_file()}
     if fresh:
         shutil.rmtree(ws, ignore_errors=True)
         ws.parent.mkdir(parents=True, exist_ok=True)
@@ -145,8 +148,8 @@ def _workspace(root: Path, name: str) -> tuple[Path, str, bool]:
         if (root / rel).is_file():
             (ws / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / rel, ws / rel)
-    if own_lock is not None:
-        (ws / "dvc.lock").write_bytes(own_lock)
+    for rel, content in own.items():
+        (ws / rel).write_bytes(content)
     cache = (root / ".dvc" / "cache").resolve()
     subprocess.run(["dvc", "cache", "dir", "--local", str(cache)], cwd=ws, env=child_env(), check=True,
                    capture_output=True)
