@@ -335,3 +335,11 @@ def test_a_ladder_measured_before_the_axes_still_renders(tmp_path, monkeypatch):
     _fig_ladder(old, tmp_path / "ladder.png")
     assert seen["ladder.png"].points[1:] == [0, 0, 0] and seen["ladder.png"].points[0] > 0
     assert_picture(tmp_path / "ladder.png")
+
+
+def test_ladder_tick_labels_skip_a_rung_too_close_to_the_last_one():
+    """Rungs at 3.2e11 and 3.7e11 FLOPs on an axis to 1.8e12 printed two labels on top of each other."""
+    from proxyrank.reporting.figures import _spaced_labels
+
+    assert _spaced_labels([3.2e11, 3.7e11, 1.8e12], (3e11, 2e12)) == ["3.2e+11", "", "1.8e+12"]
+    assert _spaced_labels([1e11, 1e12], (9e10, 1.1e12)) == ["1e+11", "1e+12"]
