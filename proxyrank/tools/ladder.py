@@ -133,17 +133,15 @@ def _workspace(root: Path, name: str) -> tuple[Path, str, bool]:
     ws = root / WORKSPACES / name
     commit = git("rev-parse", "HEAD", cwd=root)
     fresh = not (ws / ".git").exists()
-    own = {} if fresh else {rel: (ws / rel).read_bytes() for rel in
-                            git("ls-files", "-z", "--modified", "dvc.lock", "reports", cwd=ws).split("\0")
-                            if rel and (ws / rel).is_file()}
+    own = {} if fresh else {rel: (ws / rel).read_bytes() for rel in _ls_files(ws, "--modified", "dvc.lock", "reports")
+                            if (ws / rel).is_file()}
     if fresh:
         shutil.rmtree(ws, ignore_errors=True)
         ws.parent.mkdir(parents=True, exist_ok=True)
         git("clone", "--quiet", "--no-checkout", str(root.resolve()), str(ws), cwd=root)
     git("fetch", "--quiet", str(root.resolve()), commit, cwd=ws)
     git("checkout", "--quiet", "--force", commit, cwd=ws)
-    changed = [f for f in git("ls-files", "-z", "--modified", "--others", "--exclude-standard",
-                               cwd=root).split("\0") if f]
+    changed = _ls_files(root, "--modified", "--others", "--exclude-standard")
     for rel in changed:
         if (root / rel).is_file():
             (ws / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -159,6 +157,11 @@ def _workspace(root: Path, name: str) -> tuple[Path, str, bool]:
         # are left to `dvc repro`, so a failure here is not an error.
         subprocess.run(["dvc", "checkout", "--quiet"], cwd=ws, env=child_env(), capture_output=True)
     return ws, commit, any(Path(rel) != LADDER_CSV for rel in changed)  # the ladder's own output is not the rung's code
+
+
+def _ls_files(cwd: Path, *args: str) -> list[str]:
+    """`git ls-files ARGS` in `cwd`, NUL-separated so that any file name survives."""
+    return [f for f in git("ls-files", "-z", *args, cwd=cwd).split("\0") if f]
 
 
 def _cuda() -> bool:
